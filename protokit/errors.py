@@ -1,0 +1,169 @@
+"""protokit's one exception tree.
+
+Every error protokit raises on purpose derives from :class:`ProtokitError`, and
+its message is one line that says what is wrong and how to fix it::
+
+    ProtokitError
+    ├── ConfigError             bad argument, unknown provider/option, missing key
+    │   └── MissingKeyError     no API key; names the environment variable to set
+    ├── ProviderError           a model call failed (carries status, retryable)
+    │   ├── AuthError           401/403
+    │   ├── RateLimitError      429 (carries retry_after seconds)
+    │   ├── TimeoutError_       the call took longer than its timeout
+    │   ├── BadRequestError     400/404/422: the request itself is wrong
+    │   ├── ContentFilterError  the provider refused the content
+    │   ├── ServerError         5xx or a malformed response body
+    │   └── ProviderConnectionError  could not reach the server / connection reset
+    ├── CacheError              the cache file is corrupt, foreign or unusable
+    │   └── CacheMiss           replay mode and no recorded response for a request
+    ├── Cancelled               a run was cancelled before this call was made
+    ├── BudgetExceeded          a run's budget was spent before this call was made
+    ├── NotebookError           a notebook is invalid (carries cell_index)
+    ├── PromoteError            code generation or its checks failed
+    └── SandboxError            the sandbox server could not start
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "BadRequestError",
+    "BudgetExceeded",
+    "CacheError",
+    "CacheMiss",
+    "Cancelled",
+    "ConfigError",
+    "ContentFilterError",
+    "MissingKeyError",
+    "NotebookError",
+    "PromoteError",
+    "ProtokitError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "RateLimitError",
+    "SandboxError",
+    "ServerError",
+    "TimeoutError_",
+]
+
+
+class ProtokitError(Exception):
+    """Base of every error protokit raises on purpose."""
+
+
+class ConfigError(ProtokitError, ValueError):
+    """A bad argument, unknown provider or option, or missing configuration."""
+
+
+class MissingKeyError(ConfigError):
+    """No API key was found for a provider."""
+
+
+class ProviderError(ProtokitError):
+    """A model call failed; ``kind`` names the class for tables and reports."""
+
+    kind = "provider"
+    retryable = False
+
+    def __init__(self, message: str, *, status: int | None = None, model: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.model = model
+
+
+class AuthError(ProviderError):
+    """The provider rejected the credentials (401/403)."""
+
+    kind = "auth"
+
+
+class RateLimitError(ProviderError):
+    """The provider asked us to slow down (429)."""
+
+    kind = "rate_limit"
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = 429,
+        model: str | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, status=status, model=model)
+        self.retry_after = retry_after
+
+
+class TimeoutError_(ProviderError):
+    """The call did not finish within its timeout."""
+
+    kind = "timeout"
+    retryable = True
+
+
+class BadRequestError(ProviderError):
+    """The request is wrong (unknown model, bad option); retrying will not help."""
+
+    kind = "bad_request"
+
+
+class ContentFilterError(ProviderError):
+    """The provider refused the prompt or the answer on content grounds."""
+
+    kind = "content_filter"
+
+
+class ServerError(ProviderError):
+    """The provider failed (5xx) or sent a body that could not be read."""
+
+    kind = "server"
+    retryable = True
+
+
+class ProviderConnectionError(ProviderError):
+    """The provider could not be reached, or the connection was reset."""
+
+    kind = "connection"
+    retryable = True
+
+
+class CacheError(ProtokitError):
+    """The cache file cannot be used (corrupt, foreign, wrong permissions)."""
+
+
+class CacheMiss(CacheError):
+    """Replay mode found no recorded response for a request."""
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class Cancelled(ProtokitError):
+    """The run was cancelled before this call was made."""
+
+    kind = "cancelled"
+
+
+class BudgetExceeded(ProtokitError):
+    """The run's budget was spent before this call was made."""
+
+    kind = "not_run_budget"
+
+
+class NotebookError(ProtokitError):
+    """A notebook is unreadable or breaks a promotion rule."""
+
+    def __init__(self, message: str, *, cell_index: int | None = None, path: str | None = None) -> None:
+        super().__init__(message)
+        self.cell_index = cell_index
+        self.path = path
+
+
+class PromoteError(ProtokitError):
+    """Promotion could not produce a module that matches the notebook."""
+
+
+class SandboxError(ProtokitError):
+    """The sandbox server could not start (port in use, bad script or fault spec)."""
