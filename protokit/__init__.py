@@ -1,0 +1,105 @@
+"""protokit: compare models in Jupyter, record and replay every call, promote notebooks.
+
+>>> import protokit as pk
+>>> m = pk.model("openai:gpt-4.1-mini", temperature=0)
+>>> cmp = pk.compare(models=[m, "anthropic:claude-haiku-4-5"], prompt="Classify: {ticket}", cases=df)
+
+Heavy parts (pandas, widgets, notebooks) load on first use, so ``import protokit``
+stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from protokit import cache, runner
+from protokit.errors import (
+    AuthError,
+    BadRequestError,
+    BudgetExceeded,
+    CacheError,
+    CacheMiss,
+    Cancelled,
+    ConfigError,
+    ContentFilterError,
+    MissingKeyError,
+    NotebookError,
+    PromoteError,
+    ProtokitError,
+    ProviderConnectionError,
+    ProviderError,
+    RateLimitError,
+    SandboxError,
+    ServerError,
+    TimeoutError_,
+)
+from protokit.models import Model, Response, model, providers, register, set_price
+
+__version__ = "0.1.0"
+
+# name -> module that defines it; imported on first attribute access.
+_LAZY = {
+    "compare": "protokit.compare",
+    "acompare": "protokit.compare",
+    "estimate": "protokit.compare",
+    "Comparison": "protokit.compare",
+    "load_run": "protokit.runs",
+    "scorers": "protokit.scorers",
+    "Compare": "protokit.widgets",
+    "output": "protokit.notebook.outputs",
+    "Sandbox": "protokit.sandbox",
+}
+
+__all__ = [
+    "AuthError",
+    "BadRequestError",
+    "BudgetExceeded",
+    "CacheError",
+    "CacheMiss",
+    "Cancelled",
+    "Compare",
+    "Comparison",
+    "ConfigError",
+    "ContentFilterError",
+    "MissingKeyError",
+    "Model",
+    "NotebookError",
+    "PromoteError",
+    "ProtokitError",
+    "ProviderConnectionError",
+    "ProviderError",
+    "RateLimitError",
+    "Response",
+    "Sandbox",
+    "SandboxError",
+    "ServerError",
+    "TimeoutError_",
+    "__version__",
+    "acompare",
+    "cache",
+    "compare",
+    "estimate",
+    "load_run",
+    "model",
+    "output",
+    "providers",
+    "register",
+    "runner",
+    "scorers",
+    "set_price",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'protokit' has no attribute {name!r}")
+    module = importlib.import_module(module_name)
+    value = module if module_name.endswith("." + name) else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

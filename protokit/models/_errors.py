@@ -1,0 +1,60 @@
+"""Shared pieces for turning an SDK's exceptions into protokit's classified errors."""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+
+from protokit.errors import (
+    AuthError,
+    BadRequestError,
+    ContentFilterError,
+    ProviderError,
+    RateLimitError,
+    ServerError,
+)
+
+__all__ = ["by_status", "retry_after"]
+
+
+def retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds to wait from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    if not headers:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(0.0, float(ms) / 1000)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        parsed = email.utils.parsedate_to_datetime(value) if value else None
+        return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+
+
+def by_status(status: int, message: str, model: str, headers: Mapping[str, str] | None,
+              key_env_var: str) -> ProviderError:
+    """The classified error for an HTTP status, with a message that says the fix."""
+    detail = message.strip().splitlines()[0][:200] if message.strip() else f"HTTP {status}"
+    if status in (401, 403):
+        return AuthError(
+            f"{model}: the provider rejected the key ({status}: {detail}); check {key_env_var}",
+            status=status, model=model)
+    if status == 429:
+        return RateLimitError(
+            f"{model}: rate limited (429: {detail}); protokit retries with backoff, "
+            "lower concurrency= if it persists", model=model, retry_after=retry_after(headers))
+    if status >= 500:
+        return ServerError(f"{model}: provider error ({status}: {detail}); retried, try again later",
+                           status=status, model=model)
+    if "content" in detail.lower() and ("filter" in detail.lower() or "policy" in detail.lower()):
+        return ContentFilterError(f"{model}: refused on content grounds ({detail}); rephrase the prompt",
+                                  status=status, model=model)
+    return BadRequestError(f"{model}: the request was rejected ({status}: {detail}); check the model name "
+                           "and options", status=status, model=model)

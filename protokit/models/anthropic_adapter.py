@@ -1,0 +1,127 @@
+"""Anthropic's Messages API through the official anthropic SDK."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anthropic
+
+from protokit.errors import (
+    ContentFilterError,
+    MissingKeyError,
+    ProviderConnectionError,
+    ProviderError,
+    ServerError,
+    TimeoutError_,
+)
+from protokit.models._clients import client_for
+from protokit.models._errors import by_status
+from protokit.models.base import Model, Request, Usage
+
+__all__ = ["AnthropicModel"]
+
+# Anthropic requires max_tokens on every request; this is used when none is given.
+DEFAULT_MAX_TOKENS = 1024
+
+
+class AnthropicModel(Model):
+    """A Claude model (``anthropic:NAME``)."""
+
+    provider = "anthropic"
+    key_env_var = "ANTHROPIC_API_KEY"
+    # The Messages API has no seed or response_format; top_k is its own.
+    options = frozenset({"temperature", "max_tokens", "top_p", "top_k", "stop"})
+
+    def __init__(self, name: str, *, base_url: str | None = None, api_key: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(name, **kwargs)
+        self.base_url = base_url
+        self._api_key = api_key  # kept in memory only: never in repr, cache or logs
+
+    def _client(self) -> anthropic.AsyncAnthropic:
+        base_url = self.base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
+        key = self._api_key or os.environ.get("ANTHROPIC_API_KEY")
+        if not key:
+            raise MissingKeyError(f"no Anthropic key for {self.id}: set ANTHROPIC_API_KEY or pass api_key=...")
+        return client_for(
+            ("anthropic", base_url, key, self.timeout),
+            lambda: anthropic.AsyncAnthropic(api_key=key, base_url=base_url, max_retries=0,
+                                             timeout=self.timeout),
+        )
+
+    def _params(self, request: Request) -> dict[str, Any]:
+        system = [m["content"] for m in request.messages if m["role"] == "system"]
+        params: dict[str, Any] = {
+            "model": self.name,
+            "messages": [m for m in request.messages if m["role"] != "system"],
+            "max_tokens": DEFAULT_MAX_TOKENS,
+        }
+        if system:
+            params["system"] = "\n\n".join(system)
+        for key, value in request.options.items():
+            if key == "stop":
+                params["stop_sequences"] = [value] if isinstance(value, str) else list(value)
+            else:
+                params[key] = value
+        return params
+
+    async def execute(self, request: Request, usage: Usage) -> AsyncIterator[str]:
+        """One Messages call; yields the text (chunk by chunk when streaming)."""
+        client = self._client()
+        params = self._params(request)
+        try:
+            if request.stream:
+                async with client.messages.stream(**params) as stream:
+                    async for text in stream.text_stream:
+                        yield text
+                    message = await stream.get_final_message()
+                _read(message, usage)
+            else:
+                message = await client.messages.create(**params)
+                _read(message, usage)
+                usage.raw = message
+                yield "".join(getattr(block, "text", "") for block in message.content)
+            if usage.finish_reason == "refusal":
+                raise ContentFilterError(f"{self.id}: the model refused on content grounds; rephrase the prompt",
+                                         model=self.id)
+        except ProviderError:
+            raise
+        except anthropic.APITimeoutError as exc:
+            raise TimeoutError_(f"{self.id}: no answer within {self.timeout}s; raise timeout= or retry",
+                                model=self.id) from exc
+        except anthropic.APIConnectionError as exc:
+            where = self.base_url or os.environ.get("ANTHROPIC_BASE_URL") or "api.anthropic.com"
+            raise ProviderConnectionError(
+                f"{self.id}: could not reach {where} ({exc}); check the server and ANTHROPIC_BASE_URL",
+                model=self.id) from exc
+        except anthropic.APIStatusError as exc:
+            raise by_status(exc.status_code, _message(exc), self.id, exc.response.headers,
+                            self.key_env_var or "") from exc
+        except (anthropic.APIResponseValidationError, json.JSONDecodeError, ValueError) as exc:
+            raise ServerError(f"{self.id}: the provider sent a malformed response ({exc!s:.80})",
+                              model=self.id) from exc
+
+
+def _message(exc: anthropic.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+    return str(exc.message)
+
+
+def _read(message: Any, usage: Usage) -> None:
+    u = message.usage
+    read = getattr(u, "cache_read_input_tokens", None) or 0
+    created = getattr(u, "cache_creation_input_tokens", None) or 0
+    # Anthropic counts cache reads and writes apart from input_tokens; protokit's
+    # input_tokens is the whole prompt, with the cached part in cached_input_tokens.
+    usage.input_tokens = (u.input_tokens or 0) + read + created
+    usage.output_tokens = u.output_tokens
+    usage.cached_input_tokens = read or None
+    usage.finish_reason = message.stop_reason
+    usage.provider_model = message.model

@@ -1,0 +1,363 @@
+"""The Model base class, the Request a call is made of and the Response it gives.
+
+A provider subclasses :class:`Model` and implements one method, ``execute``: an
+async generator that sends one request and yields the answer's text in chunks
+(one chunk when not streaming), filling usage into the :class:`Usage` it is
+given. Everything else (options, timing, cost, cache, retries) is shared.
+
+The model layer does not import the cache or the runner; the runner installs
+the call pipeline (cache lookup, retries, recording) with :func:`set_pipeline`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from protokit import _aio
+from protokit.errors import ConfigError
+from protokit.models import prices
+
+__all__ = [
+    "COMMON_OPTIONS",
+    "AsyncStream",
+    "Model",
+    "Request",
+    "Response",
+    "Stream",
+    "Usage",
+    "normalize_messages",
+    "set_pipeline",
+]
+
+Message = dict[str, str]
+Prompt = str | Sequence[Mapping[str, Any]]
+
+# Option name -> (accepted types, check, what a valid value looks like).
+_OPTION_RULES: dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]] = {
+    "temperature": ((int, float), lambda v: 0 <= v <= 2, "a number from 0 to 2"),
+    "max_tokens": ((int,), lambda v: v > 0, "a positive integer"),
+    "top_p": ((int, float), lambda v: 0 <= v <= 1, "a number from 0 to 1"),
+    "top_k": ((int,), lambda v: v > 0, "a positive integer"),
+    "stop": ((str, list, tuple), lambda v: isinstance(v, str) or all(isinstance(s, str) for s in v),
+             "a string or a list of strings"),
+    "seed": ((int,), lambda v: True, "an integer"),
+    "response_format": ((dict, str), lambda v: True, 'a dict such as {"type": "json_object"} or "json"'),
+}
+COMMON_OPTIONS = frozenset({"temperature", "max_tokens", "top_p", "stop", "seed", "response_format"})
+
+
+@dataclass(frozen=True)
+class Request:
+    """One call as the cache sees it: what was asked, of whom, which sample."""
+
+    provider: str
+    model: str
+    messages: tuple[Message, ...]
+    options: Mapping[str, Any]
+    sample: int = 0
+    stream: bool = False
+
+    def key_dict(self) -> dict[str, Any]:
+        """The part of the request that identifies it (no base_url, no keys, no stream flag)."""
+        return {
+            "provider": self.provider,
+            "model": self.model,
+            "messages": [dict(m) for m in self.messages],
+            "options": dict(self.options),
+            "sample": self.sample,
+        }
+
+
+@dataclass
+class Usage:
+    """Token counts and provider details an adapter fills in during ``execute``."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    finish_reason: str | None = None
+    provider_model: str | None = None
+    raw: Any = None
+
+
+@dataclass
+class Response:
+    """The answer to one call, with its timing, tokens and cost."""
+
+    text: str
+    model: str
+    latency_s: float
+    ttft_s: float | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cached_input_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cost_usd: float | None = None
+    cached: bool = False
+    finish_reason: str | None = None
+    provider_model: str | None = None
+    sample: int = 0
+    key: str | None = None
+    raw: Any = field(default=None, repr=False, compare=False)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def entry(self) -> dict[str, Any]:
+        """What the cache stores for this response (never the raw object or any key)."""
+        return {
+            "text": self.text,
+            "model": self.provider_model,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cached_input_tokens": self.cached_input_tokens,
+            "reasoning_tokens": self.reasoning_tokens,
+            "cost_usd": self.cost_usd,
+            "latency_s": self.latency_s,
+            "ttft_s": self.ttft_s,
+            "finish_reason": self.finish_reason,
+        }
+
+    @classmethod
+    def from_entry(cls, model_id: str, entry: Mapping[str, Any], *, sample: int, key: str) -> Response:
+        """A replayed response: ``cached=True`` and the original latency."""
+        return cls(
+            text=entry["text"],
+            model=model_id,
+            latency_s=float(entry.get("latency_s") or 0.0),
+            ttft_s=entry.get("ttft_s"),
+            input_tokens=entry.get("input_tokens"),
+            output_tokens=entry.get("output_tokens"),
+            cached_input_tokens=entry.get("cached_input_tokens"),
+            reasoning_tokens=entry.get("reasoning_tokens"),
+            cost_usd=entry.get("cost_usd"),
+            cached=True,
+            finish_reason=entry.get("finish_reason"),
+            provider_model=entry.get("model"),
+            sample=sample,
+            key=key,
+        )
+
+
+# The pipeline turns (model, request, on_chunk) into a Response. The default calls
+# the provider directly; protokit.runner installs the cached, retrying one.
+Pipeline = Callable[["Model", Request, "Callable[[str], None] | None"], Awaitable[Response]]
+
+
+async def _direct(model: Model, request: Request, on_chunk: Callable[[str], None] | None) -> Response:
+    return await model.call(request, on_chunk)
+
+
+_pipeline: Pipeline = _direct
+
+
+def set_pipeline(pipeline: Pipeline) -> None:
+    """Install the function every ``complete``/``stream`` goes through (done by the runner)."""
+    global _pipeline
+    _pipeline = pipeline
+
+
+def normalize_messages(prompt: Prompt, system: str | None = None) -> tuple[Message, ...]:
+    """Turn a string or a list of chat messages into a tuple of ``{"role", "content"}`` dicts."""
+    if isinstance(prompt, str):
+        messages: list[Message] = [{"role": "user", "content": prompt}]
+    elif isinstance(prompt, Sequence):
+        messages = []
+        for i, m in enumerate(prompt):
+            if not isinstance(m, Mapping) or "role" not in m or "content" not in m:
+                raise ConfigError(
+                    f"message {i} must be a dict with 'role' and 'content', got {m!r:.80}"
+                )
+            role, content = m["role"], m["content"]
+            if role not in ("system", "user", "assistant"):
+                raise ConfigError(f"message {i} has role {role!r}; use 'system', 'user' or 'assistant'")
+            if not isinstance(content, str):
+                raise ConfigError(f"message {i} content must be a string, got {type(content).__name__}")
+            messages.append({"role": role, "content": content})
+        if not messages:
+            raise ConfigError("the prompt is an empty list of messages; give a string or at least one message")
+    else:
+        raise ConfigError(f"a prompt must be a string or a list of messages, got {type(prompt).__name__}")
+    if system is not None:
+        if messages[0]["role"] == "system":
+            raise ConfigError("system= was given and the messages already start with a system message; use one")
+        messages.insert(0, {"role": "system", "content": system})
+    return tuple(messages)
+
+
+class Model:
+    """A model that can be asked for completions; subclass it to add a provider.
+
+    Subclasses set ``provider`` and implement :meth:`execute`. Class attributes
+    declare capabilities: ``options`` (the options it accepts), ``key_env_var``
+    (where its key comes from), ``cacheable`` (whether calls go through the cache).
+    """
+
+    provider: ClassVar[str] = "base"
+    options: ClassVar[frozenset[str]] = COMMON_OPTIONS
+    key_env_var: ClassVar[str | None] = None
+    cacheable: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        price: Mapping[str, float] | None = None,
+        timeout: float | None = 60.0,
+        **options: Any,
+    ) -> None:
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"a {self.provider} model needs a name, e.g. '{self.provider}:NAME'")
+        self.name = name
+        self.timeout = timeout
+        self.defaults = self.check_options(options)
+        if price is not None:
+            prices.set_price(self.id, **price)
+
+    @property
+    def id(self) -> str:
+        """``provider:name``, the model's id in results, the cache and reports."""
+        return f"{self.provider}:{self.name}"
+
+    def __repr__(self) -> str:
+        opts = "".join(f", {k}={v!r}" for k, v in sorted(self.defaults.items()))
+        return f"pk.model({self.id!r}{opts})"
+
+    # -- options ---------------------------------------------------------------
+    def check_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate options up front; an unknown or ill-typed one is a ConfigError naming the fix."""
+        checked: dict[str, Any] = {}
+        for key, value in options.items():
+            if value is None:
+                continue
+            if key not in self.options:
+                known = ", ".join(sorted(self.options))
+                raise ConfigError(f"unknown option {key!r} for {self.id}; known options: {known}")
+            types, ok, shape = _OPTION_RULES.get(key, ((object,), lambda v: True, "a value"))
+            if isinstance(value, bool) or not isinstance(value, types) or not ok(value):
+                raise ConfigError(f"option {key}={value!r} for {self.id} must be {shape}")
+            checked[key] = list(value) if isinstance(value, tuple) else value
+        return checked
+
+    def request(self, prompt: Prompt, *, system: str | None = None, sample: int = 0,
+                stream: bool = False, **options: Any) -> Request:
+        """Build the Request for a prompt: messages normalized, options merged and validated."""
+        if not isinstance(sample, int) or sample < 0:
+            raise ConfigError(f"sample must be a non-negative integer, got {sample!r}")
+        merged = {**self.defaults, **self.check_options(options)}
+        return Request(self.provider, self.name, normalize_messages(prompt, system), merged, sample, stream)
+
+    # -- the one method a provider implements -----------------------------------
+    def execute(self, request: Request, usage: Usage) -> AsyncIterator[str]:
+        """Send one request and yield the answer's text (in chunks when streaming)."""
+        raise NotImplementedError
+
+    async def call(self, request: Request, on_chunk: Callable[[str], None] | None = None) -> Response:
+        """One provider call, timed and priced; no cache, no retry (the runner adds those)."""
+        usage = Usage()
+        parts: list[str] = []
+        start = time.perf_counter()
+        ttft: float | None = None
+        async for chunk in self.execute(request, usage):
+            if ttft is None and request.stream:
+                ttft = time.perf_counter() - start
+            parts.append(chunk)
+            if on_chunk is not None:
+                on_chunk(chunk)
+        latency = time.perf_counter() - start
+        return Response(
+            text="".join(parts),
+            model=self.id,
+            latency_s=latency,
+            ttft_s=ttft,
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cached_input_tokens=usage.cached_input_tokens,
+            reasoning_tokens=usage.reasoning_tokens,
+            cost_usd=prices.cost(self.id, usage.input_tokens, usage.output_tokens,
+                                 usage.cached_input_tokens, usage.reasoning_tokens),
+            finish_reason=usage.finish_reason,
+            provider_model=usage.provider_model,
+            sample=request.sample,
+            raw=usage.raw,
+        )
+
+    # -- public calling API ----------------------------------------------------
+    async def acomplete(self, prompt: Prompt, *, system: str | None = None, sample: int = 0,
+                        **options: Any) -> Response:
+        """Ask the model once, asynchronously; goes through the cache."""
+        return await _pipeline(self, self.request(prompt, system=system, sample=sample, **options), None)
+
+    def complete(self, prompt: Prompt, *, system: str | None = None, sample: int = 0,
+                 **options: Any) -> Response:
+        """Ask the model once; works in plain Python and inside a running Jupyter loop."""
+        request = self.request(prompt, system=system, sample=sample, **options)
+        return _aio.run_sync(_pipeline(self, request, None))
+
+    def astream(self, prompt: Prompt, *, system: str | None = None, sample: int = 0,
+                **options: Any) -> AsyncStream:
+        """Stream the answer's text chunks asynchronously; ``.response`` is set at the end."""
+        return AsyncStream(self, self.request(prompt, system=system, sample=sample, stream=True, **options))
+
+    def stream(self, prompt: Prompt, *, system: str | None = None, sample: int = 0,
+               **options: Any) -> Stream:
+        """Stream the answer's text chunks; ``.response`` is set once the stream is exhausted."""
+        return Stream(self.astream(prompt, system=system, sample=sample, **options))
+
+
+class AsyncStream:
+    """Async iterator over text chunks; a cache hit yields the whole text at once."""
+
+    def __init__(self, model: Model, request: Request) -> None:
+        self.model = model
+        self.request = request
+        self.response: Response | None = None
+        self._gen: AsyncIterator[str] | None = None
+
+    def __aiter__(self) -> AsyncIterator[str]:
+        if self._gen is None:
+            self._gen = self._run()
+        return self._gen
+
+    async def __anext__(self) -> str:
+        return await self.__aiter__().__anext__()
+
+    async def _run(self) -> AsyncIterator[str]:
+        import asyncio
+
+        queue: asyncio.Queue[str | None] = asyncio.Queue()
+        task = asyncio.ensure_future(_pipeline(self.model, self.request, queue.put_nowait))
+        task.add_done_callback(lambda _t: queue.put_nowait(None))
+        sent = False
+        try:
+            while True:
+                chunk = await queue.get()
+                if chunk is None:
+                    break
+                sent = True
+                yield chunk
+            self.response = task.result()
+            if not sent and self.response.text:
+                yield self.response.text  # replayed from the cache: no chunks were streamed
+        finally:
+            if not task.done():
+                task.cancel()
+
+
+class Stream:
+    """Synchronous iterator over text chunks, driven on protokit's background loop."""
+
+    def __init__(self, inner: AsyncStream) -> None:
+        self._inner = inner
+
+    @property
+    def response(self) -> Response | None:
+        """The full Response, once the stream has been read to the end."""
+        return self._inner.response
+
+    def __iter__(self) -> Iterator[str]:
+        return _aio.iterate_sync(aiter(self._inner))

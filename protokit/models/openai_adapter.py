@@ -1,0 +1,131 @@
+"""OpenAI and any OpenAI-compatible server (Ollama, vLLM, llama.cpp, LM Studio)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+import openai
+
+from protokit.errors import (
+    ContentFilterError,
+    MissingKeyError,
+    ProviderConnectionError,
+    ProviderError,
+    ServerError,
+    TimeoutError_,
+)
+from protokit.models._clients import client_for
+from protokit.models._errors import by_status
+from protokit.models.base import Model, Request, Usage
+
+__all__ = ["OpenAIModel"]
+
+
+class OpenAIModel(Model):
+    """A chat model behind the OpenAI API (``openai:NAME``); pass base_url for local servers."""
+
+    provider = "openai"
+    key_env_var = "OPENAI_API_KEY"
+
+    def __init__(self, name: str, *, base_url: str | None = None, api_key: str | None = None,
+                 **kwargs: Any) -> None:
+        super().__init__(name, **kwargs)
+        self.base_url = base_url
+        self._api_key = api_key  # kept in memory only: never in repr, cache or logs
+
+    def _client(self) -> openai.AsyncOpenAI:
+        base_url = self.base_url or os.environ.get("OPENAI_BASE_URL") or None
+        key = self._api_key or os.environ.get("OPENAI_API_KEY")
+        if not key:
+            if not base_url:
+                raise MissingKeyError(
+                    f"no OpenAI key for {self.id}: set OPENAI_API_KEY, or pass api_key=...; "
+                    "for a local server pass base_url=...")
+            key = "unused"  # local OpenAI-compatible servers ignore the key, the SDK insists on one
+        return client_for(
+            ("openai", base_url, key, self.timeout),
+            lambda: openai.AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=self.timeout),
+        )
+
+    def _params(self, request: Request) -> dict[str, Any]:
+        params: dict[str, Any] = {"model": self.name, "messages": list(request.messages)}
+        for key, value in request.options.items():
+            if key == "response_format" and isinstance(value, str):
+                value = {"type": "json_object" if value == "json" else value}
+            params[key] = value
+        return params
+
+    async def execute(self, request: Request, usage: Usage) -> AsyncIterator[str]:
+        """One chat completion; yields the text (chunk by chunk when streaming)."""
+        client = self._client()
+        params = self._params(request)
+        try:
+            if request.stream:
+                stream = await client.chat.completions.create(
+                    **params, stream=True, stream_options={"include_usage": True})
+                async for chunk in stream:
+                    if chunk.usage is not None:
+                        _read_usage(chunk.usage, usage)
+                    if chunk.choices:
+                        choice = chunk.choices[0]
+                        if choice.finish_reason:
+                            usage.finish_reason = choice.finish_reason
+                        if choice.delta and choice.delta.content:
+                            yield choice.delta.content
+                    usage.provider_model = chunk.model or usage.provider_model
+            else:
+                completion = await client.chat.completions.create(**params)
+                usage.raw = completion
+                usage.provider_model = completion.model
+                if completion.usage is not None:
+                    _read_usage(completion.usage, usage)
+                if not completion.choices:
+                    raise ServerError(f"{self.id}: the response had no choices", model=self.id)
+                choice = completion.choices[0]
+                usage.finish_reason = choice.finish_reason
+                if choice.finish_reason == "content_filter":
+                    raise ContentFilterError(
+                        f"{self.id}: the answer was withheld by the content filter; rephrase the prompt",
+                        model=self.id)
+                yield choice.message.content or ""
+        except ProviderError:
+            raise
+        except openai.APITimeoutError as exc:
+            raise TimeoutError_(f"{self.id}: no answer within {self.timeout}s; raise timeout= or retry",
+                                model=self.id) from exc
+        except openai.APIConnectionError as exc:
+            raise ProviderConnectionError(
+                f"{self.id}: could not reach {base_or_default(self.base_url)} ({exc}); check the server "
+                "and OPENAI_BASE_URL", model=self.id) from exc
+        except openai.APIStatusError as exc:
+            raise by_status(exc.status_code, _message(exc), self.id, exc.response.headers,
+                            self.key_env_var or "") from exc
+        except (openai.APIResponseValidationError, json.JSONDecodeError, ValueError) as exc:
+            raise ServerError(f"{self.id}: the provider sent a malformed response ({exc!s:.80})",
+                              model=self.id) from exc
+
+
+def base_or_default(base_url: str | None) -> str:
+    """The server address for messages."""
+    return base_url or os.environ.get("OPENAI_BASE_URL") or "api.openai.com"
+
+
+def _message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+    return str(exc.message)
+
+
+def _read_usage(u: Any, usage: Usage) -> None:
+    usage.input_tokens = u.prompt_tokens
+    usage.output_tokens = u.completion_tokens
+    details = getattr(u, "prompt_tokens_details", None)
+    usage.cached_input_tokens = getattr(details, "cached_tokens", None) if details else None
+    out_details = getattr(u, "completion_tokens_details", None)
+    usage.reasoning_tokens = getattr(out_details, "reasoning_tokens", None) if out_details else None

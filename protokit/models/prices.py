@@ -1,0 +1,91 @@
+"""A dated price table (USD per million tokens) and the cost of one call.
+
+The table ships as package data (``prices.json``). Users override or extend it
+with :func:`set_price`, ``pk.model(..., price={...})`` or a ``PROTOKIT_PRICES``
+JSON file of the same shape. A model with no known price costs ``None`` (and
+one warning per model), never an invented number.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from protokit.errors import ConfigError
+
+__all__ = ["cost", "get_price", "price_table_date", "set_price"]
+
+_FIELDS = ("input", "output", "cached_input", "reasoning")
+_overrides: dict[str, dict[str, float]] = {}
+_warned: set[str] = set()
+
+
+@cache
+def _table() -> dict[str, Any]:
+    data: dict[str, Any] = json.loads(resources.files(__package__).joinpath("prices.json").read_text())
+    extra = os.environ.get("PROTOKIT_PRICES")
+    if extra:
+        try:
+            with open(extra, encoding="utf-8") as fh:
+                user = json.load(fh)
+            data["models"].update(user.get("models", user))
+        except (OSError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"PROTOKIT_PRICES={extra} could not be read as a price table: {exc}") from exc
+    return data
+
+
+def price_table_date() -> str:
+    """The date the shipped prices were taken from the providers' pages."""
+    return str(_table()["updated"])
+
+
+def set_price(model_id: str, *, input: float, output: float, cached_input: float | None = None,
+              reasoning: float | None = None) -> None:
+    """Set the price of ``provider:name`` in USD per million tokens (overrides the table)."""
+    entry = {"input": input, "output": output, "cached_input": cached_input, "reasoning": reasoning}
+    for name, value in entry.items():
+        if value is not None and (not isinstance(value, (int, float)) or value < 0):
+            raise ConfigError(f"price {name}={value!r} for {model_id} must be a non-negative number")
+    _overrides[model_id] = {k: float(v) for k, v in entry.items() if v is not None}
+    _warned.discard(model_id)
+
+
+def get_price(model_id: str) -> dict[str, float] | None:
+    """The price entry for a model id, or None when it is unknown."""
+    if model_id in _overrides:
+        return _overrides[model_id]
+    found = _table()["models"].get(model_id)
+    return {k: float(v) for k, v in found.items() if k in _FIELDS} if found else None
+
+
+def cost(model_id: str, input_tokens: int | None, output_tokens: int | None,
+         cached_input_tokens: int | None = None, reasoning_tokens: int | None = None) -> float | None:
+    """Cost of one call in USD, or None when the price or the usage is unknown."""
+    price = get_price(model_id)
+    if price is None:
+        if model_id not in _warned:
+            _warned.add(model_id)
+            warnings.warn(
+                f"no price known for {model_id}; its cost is reported as None. "
+                f"Set one with pk.set_price({model_id!r}, input=..., output=...) (USD per 1M tokens)",
+                stacklevel=2,
+            )
+        return None
+    if price["input"] == 0 and price["output"] == 0:
+        return 0.0  # free (a local function or server): no usage needed
+    if input_tokens is None or output_tokens is None:
+        return None
+    cached = cached_input_tokens or 0
+    # Cached input is billed at its own rate where the provider has one.
+    usd = (input_tokens - cached) * price["input"] + cached * price.get("cached_input", price["input"])
+    reasoning = reasoning_tokens or 0
+    if "reasoning" in price:
+        # Reasoning tokens are part of the output count; bill them at their own rate.
+        usd += (output_tokens - reasoning) * price["output"] + reasoning * price["reasoning"]
+    else:
+        usd += output_tokens * price["output"]
+    return usd / 1_000_000

@@ -1,0 +1,90 @@
+"""The provider registry: ``provider:name`` -> a Model class.
+
+Built-in providers register through the same entry-point group a third party
+uses (``protokit.providers`` in its pyproject), so adding a provider never
+means editing protokit. :func:`register` does the same from code.
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+from typing import Any
+
+from protokit.errors import ConfigError
+from protokit.models.base import Model
+
+__all__ = ["ENTRY_POINT_GROUP", "get_provider", "providers", "register"]
+
+ENTRY_POINT_GROUP = "protokit.providers"
+_registered: dict[str, type[Model]] = {}
+_loaded = False
+
+# Used when protokit runs from a source tree without installed metadata.
+_BUILTIN = {
+    "openai": "protokit.models.openai_adapter:OpenAIModel",
+    "anthropic": "protokit.models.anthropic_adapter:AnthropicModel",
+}
+
+
+def register(provider: str, cls: type[Model]) -> None:
+    """Register a Model subclass under a provider prefix (overrides an existing one)."""
+    if not (isinstance(cls, type) and issubclass(cls, Model)):
+        raise ConfigError(f"provider {provider!r} must be a subclass of protokit.models.Model, got {cls!r}")
+    _registered[provider] = cls
+
+
+def _load() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    found = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    for name, target in _BUILTIN.items():
+        if name not in found and name not in _registered:
+            module, _, attr = target.partition(":")
+            _registered[name] = getattr(__import__(module, fromlist=[attr]), attr)
+    for name, ep in found.items():
+        if name not in _registered:
+            try:
+                register(name, ep.load())
+            except ConfigError:
+                raise
+            except Exception as exc:  # a broken plugin must not hide the others
+                raise ConfigError(f"provider plugin {name!r} ({ep.value}) failed to load: {exc}") from exc
+
+
+def providers() -> list[str]:
+    """Names of every known provider prefix."""
+    _load()
+    return sorted(_registered)
+
+
+def get_provider(name: str) -> type[Model]:
+    """The Model class for a provider prefix; an unknown one is a ConfigError listing the known ones."""
+    _load()
+    try:
+        return _registered[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown provider {name!r}; known providers: {', '.join(providers())} "
+            "(a plugin adds one through the 'protokit.providers' entry point)"
+        ) from None
+
+
+def create(spec: Any, **kwargs: Any) -> Model:
+    """Build a Model from ``provider:name``, a callable or an existing Model."""
+    from protokit.models.callable_adapter import CallableModel
+
+    if isinstance(spec, Model):
+        if kwargs:
+            raise ConfigError("pk.model(existing_model, ...) takes no options; build a new model instead")
+        return spec
+    if callable(spec):
+        return CallableModel(spec, **kwargs)
+    if not isinstance(spec, str) or ":" not in spec:
+        raise ConfigError(
+            f"model spec {spec!r:.60} should look like 'provider:name' (e.g. 'openai:gpt-4.1-mini'); "
+            f"known providers: {', '.join(providers())}"
+        )
+    provider, _, name = spec.partition(":")
+    return get_provider(provider)(name, **kwargs)

@@ -1,0 +1,355 @@
+"""Async fan-out of model calls: limits, retries, cancellation, budget and progress.
+
+Every call protokit makes goes through :func:`execute`: a cache lookup (by the
+cache's mode), then the provider with retries (exponential backoff with full
+jitter, honouring ``Retry-After``/``retry-after-ms``), then a recording. The
+:class:`Runner` fans many calls out under a global limit and an adaptive
+per-provider limit (halved on a 429, grown back by one per success), and ends
+every call as an :class:`Outcome`: a response or an error value, never lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from protokit import _aio
+from protokit import cache as cache_mod
+from protokit.errors import (
+    BudgetExceeded,
+    Cancelled,
+    ProtokitError,
+    ProviderError,
+    RateLimitError,
+)
+from protokit.models import base
+from protokit.models.base import Model, Request, Response
+
+__all__ = ["AdaptiveLimit", "Call", "Outcome", "Progress", "RetryPolicy", "Runner", "execute"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """How retryable errors (429, 5xx, timeouts, resets) are retried."""
+
+    retries: int = 4
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+
+    def delay(self, attempt: int, error: ProviderError) -> float:
+        """Seconds to wait before retry number ``attempt`` (0-based)."""
+        if isinstance(error, RateLimitError) and error.retry_after is not None:
+            # The server said when; add a little jitter so waiters do not return in lockstep.
+            return min(self.max_delay, error.retry_after) * (1 + 0.1 * random.random())
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
+
+
+DEFAULT_POLICY = RetryPolicy()
+
+
+async def execute(
+    model: Model,
+    request: Request,
+    on_chunk: Callable[[str], None] | None = None,
+    *,
+    policy: RetryPolicy = DEFAULT_POLICY,
+    on_retry: Callable[[ProviderError], None] | None = None,
+    counter: list[int] | None = None,
+) -> Response:
+    """One call through the cache and the provider, with retries."""
+    cache = cache_mod.get_cache() if model.cacheable else None
+    mode = cache.mode if cache is not None else "off"
+    key = None
+    if cache is not None and mode != "off":
+        key_dict = request.key_dict()
+        key = cache_mod.request_key(key_dict)
+        if mode in ("auto", "replay"):
+            entry = cache.get(key)
+            if entry is not None:
+                return Response.from_entry(model.id, entry, sample=request.sample, key=key)
+            if mode == "replay":
+                raise cache.miss(key, key_dict)
+    streamed = False
+
+    def chunk(text: str) -> None:
+        nonlocal streamed
+        streamed = True
+        if on_chunk is not None:
+            on_chunk(text)
+
+    attempt = 0
+    while True:
+        if counter is not None:
+            counter[0] += 1
+        try:
+            response = await model.call(request, chunk if on_chunk is not None else None)
+            break
+        except ProviderError as exc:
+            # A half-streamed answer cannot be retried without showing text twice.
+            if not exc.retryable or attempt >= policy.retries or streamed:
+                raise
+            if on_retry is not None:
+                on_retry(exc)
+            await asyncio.sleep(policy.delay(attempt, exc))
+            attempt += 1
+    if cache is not None and key is not None:
+        response.key = key
+        cache.put(key, request.key_dict(), response.entry())
+    return response
+
+
+async def _pipeline(model: Model, request: Request, on_chunk: Callable[[str], None] | None) -> Response:
+    return await execute(model, request, on_chunk)
+
+
+base.set_pipeline(_pipeline)
+
+
+class AdaptiveLimit:
+    """A concurrency limit that halves on rate limiting and grows back by one per success."""
+
+    def __init__(self, limit: int) -> None:
+        self.max = max(1, limit)
+        self.limit = self.max
+        self.active = 0
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    async def acquire(self) -> None:
+        """Wait for a slot."""
+        if self.active < self.limit and not self._waiters:
+            self.active += 1
+            return
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        try:
+            await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():
+                self.release()  # we were handed a slot as we were cancelled: give it back
+            else:
+                self._waiters.remove(fut)
+            raise
+
+    def release(self) -> None:
+        """Give a slot back and wake waiters while there is room."""
+        self.active -= 1
+        self._wake()
+
+    def _wake(self) -> None:
+        while self._waiters and self.active < self.limit:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                self.active += 1
+                fut.set_result(None)
+
+    def rate_limited(self) -> None:
+        """Halve the limit (not below 1)."""
+        self.limit = max(1, self.limit // 2)
+
+    def succeeded(self) -> None:
+        """Grow the limit back by one, up to its maximum."""
+        if self.limit < self.max:
+            self.limit += 1
+            self._wake()
+
+
+@dataclass
+class Call:
+    """One call to make: a model, its request, and the caller's tag (a case id, say)."""
+
+    model: Model
+    request: Request
+    tag: Any = None
+
+
+@dataclass
+class Outcome:
+    """How a call ended: ``response`` or ``error`` (exactly one is set)."""
+
+    call: Call
+    response: Response | None = None
+    error: ProtokitError | None = None
+    attempts: int = 0
+
+    @property
+    def ok(self) -> bool:
+        """True when the call produced a response."""
+        return self.response is not None
+
+
+@dataclass
+class Progress:
+    """Counts of a run so far, handed to progress callbacks."""
+
+    total: int
+    done: int = 0
+    errors: int = 0
+    cached: int = 0
+    cost_usd: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds since the run started."""
+        return time.perf_counter() - self.started
+
+
+class Runner:
+    """Fans calls out concurrently; every call ends as an Outcome.
+
+    Parameters
+    ----------
+    concurrency
+        Calls in flight at once across all providers.
+    per_provider
+        Starting limit per provider (an int for all, or ``{"openai": 8}``); it adapts to 429s.
+    policy
+        Retry policy for retryable errors.
+    timeout
+        Seconds for one attempt, beyond the model's own timeout; None leaves it to the model.
+    budget_usd
+        No call is issued once the (non-cached) cost spent reaches this.
+    on_result
+        ``fn(outcome, progress)`` called on the loop as each call ends.
+    """
+
+    def __init__(
+        self,
+        *,
+        concurrency: int = 16,
+        per_provider: int | Mapping[str, int] | None = None,
+        policy: RetryPolicy = DEFAULT_POLICY,
+        timeout: float | None = None,
+        budget_usd: float | None = None,
+        on_result: Callable[[Outcome, Progress], None] | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise ValueError(f"concurrency must be at least 1, got {concurrency}")
+        self.concurrency = concurrency
+        self.per_provider = per_provider
+        self.policy = policy
+        self.timeout = timeout
+        self.budget_usd = budget_usd
+        self.on_result = on_result
+        self.limits: dict[str, AdaptiveLimit] = {}
+        self.progress = Progress(total=0)
+        self._cancelled = threading.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._spent = 0.0
+
+    def _limit(self, provider: str) -> AdaptiveLimit:
+        limit = self.limits.get(provider)
+        if limit is None:
+            if isinstance(self.per_provider, Mapping):
+                n = self.per_provider.get(provider, self.concurrency)
+            else:
+                n = self.per_provider or self.concurrency
+            limit = self.limits[provider] = AdaptiveLimit(n)
+        return limit
+
+    def cancel(self) -> None:
+        """Stop issuing calls and cancel those in flight; safe from any thread."""
+        self._cancelled.set()
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._cancel_tasks)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once cancel() was called."""
+        return self._cancelled.is_set()
+
+    def _cancel_tasks(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def run(self, calls: Iterable[Call]) -> list[Outcome]:
+        """Make every call and return the outcomes in the order of ``calls``."""
+        calls = list(calls)
+        self._loop = asyncio.get_running_loop()
+        self.progress = Progress(total=len(calls))
+        gate = asyncio.Semaphore(self.concurrency)
+        outcomes = await asyncio.gather(*(self._one(call, gate) for call in calls))
+        return list(outcomes)
+
+    def run_sync(self, calls: Iterable[Call]) -> list[Outcome]:
+        """:meth:`run` from synchronous code (works inside Jupyter's loop too)."""
+        return _aio.run_sync(self.run(calls))
+
+    async def _one(self, call: Call, gate: asyncio.Semaphore) -> Outcome:
+        outcome = Outcome(call)
+        async with gate:
+            limit = self._limit(call.model.provider)
+            await limit.acquire()
+            try:
+                outcome = await self._attempt(call, limit)
+            finally:
+                limit.release()
+        self._record(outcome)
+        return outcome
+
+    async def _attempt(self, call: Call, limit: AdaptiveLimit) -> Outcome:
+        if self._cancelled.is_set():
+            return Outcome(call, error=Cancelled("the run was cancelled before this call was made"))
+        if self.budget_usd is not None and self._spent >= self.budget_usd:
+            return Outcome(call, error=BudgetExceeded(
+                f"not run: the budget of ${self.budget_usd:.4f} was spent (${self._spent:.4f}); "
+                "raise budget_usd= to run the rest"))
+        counter = [0]
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)
+        try:
+            coro = execute(call.model, call.request, policy=self.policy,
+                           on_retry=lambda e: limit.rate_limited() if isinstance(e, RateLimitError) else None,
+                           counter=counter)
+            response = await (asyncio.wait_for(coro, self.timeout) if self.timeout else coro)
+        except asyncio.CancelledError:
+            if not self._cancelled.is_set():
+                raise
+            return Outcome(call, error=Cancelled("cancelled while in flight"), attempts=counter[0])
+        except asyncio.TimeoutError:
+            from protokit.errors import TimeoutError_
+
+            err = TimeoutError_(f"{call.model.id}: no answer within {self.timeout}s; raise timeout=",
+                                model=call.model.id)
+            return Outcome(call, error=err, attempts=counter[0])
+        except ProtokitError as exc:
+            if isinstance(exc, RateLimitError):
+                limit.rate_limited()
+            return Outcome(call, error=exc, attempts=counter[0])
+        except Exception as exc:  # a bug or an unexpected SDK error must not lose the other calls
+            err = ProviderError(f"{call.model.id}: unexpected {type(exc).__name__}: {exc}", model=call.model.id)
+            return Outcome(call, error=err, attempts=counter[0])
+        finally:
+            if task is not None:
+                self._tasks.discard(task)
+        limit.succeeded()
+        if not response.cached and response.cost_usd:
+            self._spent += response.cost_usd
+        return Outcome(call, response=response, attempts=counter[0])
+
+    def _record(self, outcome: Outcome) -> None:
+        p = self.progress
+        p.done += 1
+        if outcome.error is not None:
+            p.errors += 1
+        elif outcome.response is not None:
+            if outcome.response.cached:
+                p.cached += 1
+            p.cost_usd += outcome.response.cost_usd or 0.0
+        if self.on_result is not None:
+            self.on_result(outcome, p)
+
+
+def requests_for(model: Model, prompts: Sequence[Any], samples: int = 1, **options: Any) -> list[Call]:
+    """Calls for each prompt x sample against one model (a convenience for scripts and benchmarks)."""
+    return [Call(model, model.request(p, sample=s, **options), tag=(i, s))
+            for i, p in enumerate(prompts) for s in range(samples)]
