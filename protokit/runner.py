@@ -318,9 +318,9 @@ class Runner:
         except asyncio.TimeoutError:
             from protokit.errors import TimeoutError_
 
-            err = TimeoutError_(f"{call.model.id}: no answer within {self.timeout}s; raise timeout=",
-                                model=call.model.id)
-            return Outcome(call, error=err, attempts=counter[0])
+            timeout = TimeoutError_(f"{call.model.id}: no answer within {self.timeout}s; raise timeout=",
+                                    model=call.model.id)
+            return Outcome(call, error=timeout, attempts=counter[0])
         except ProtokitError as exc:
             if isinstance(exc, RateLimitError):
                 limit.rate_limited()

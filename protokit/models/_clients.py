@@ -25,7 +25,7 @@ def client_for(key: Hashable, make: Callable[[], T]) -> T:
     clients = _by_loop.get(loop)
     if clients is None:
         clients = _by_loop[loop] = {}
-    client = clients.get(key)
+    client: T | None = clients.get(key)
     if client is None:
         client = clients[key] = make()
-    return client  # type: ignore[no-any-return]
+    return client

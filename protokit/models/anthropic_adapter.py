@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 from collections.abc import AsyncIterator
@@ -22,6 +23,10 @@ from protokit.models._errors import by_status
 from protokit.models.base import Model, Request, Usage
 
 __all__ = ["AnthropicModel"]
+
+# Newer SDK releases dropped some sampling parameters from create()'s signature;
+# those still travel to the API, in extra_body.
+_SDK_PARAMS = frozenset(inspect.signature(anthropic.resources.messages.AsyncMessages.create).parameters)
 
 # Anthropic requires max_tokens on every request; this is used when none is given.
 DEFAULT_MAX_TOKENS = 1024
@@ -61,11 +66,16 @@ class AnthropicModel(Model):
         }
         if system:
             params["system"] = "\n\n".join(system)
+        extra: dict[str, Any] = {}
         for key, value in request.options.items():
             if key == "stop":
                 params["stop_sequences"] = [value] if isinstance(value, str) else list(value)
-            else:
+            elif key in _SDK_PARAMS:
                 params[key] = value
+            else:
+                extra[key] = value
+        if extra:
+            params["extra_body"] = extra
         return params
 
     async def execute(self, request: Request, usage: Usage) -> AsyncIterator[str]:

@@ -12,7 +12,7 @@ the call pipeline (cache lookup, retries, recording) with :func:`set_pipeline`.
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -145,7 +145,7 @@ class Response:
 
 # The pipeline turns (model, request, on_chunk) into a Response. The default calls
 # the provider directly; protokit.runner installs the cached, retrying one.
-Pipeline = Callable[["Model", Request, "Callable[[str], None] | None"], Awaitable[Response]]
+Pipeline = Callable[["Model", Request, "Callable[[str], None] | None"], Coroutine[Any, Any, Response]]
 
 
 async def _direct(model: Model, request: Request, on_chunk: Callable[[str], None] | None) -> Response:

@@ -28,7 +28,7 @@ class CallableModel(Model):
             raise ConfigError(f"pk.model() needs a 'provider:name' string or a callable, got {fn!r:.60}")
         # Local code costs nothing per call unless the caller says otherwise.
         kwargs.setdefault("price", {"input": 0.0, "output": 0.0})
-        super().__init__(name or getattr(fn, "__name__", "fn"), **kwargs)
+        super().__init__(name or str(getattr(fn, "__name__", "fn")), **kwargs)
         self.fn = fn
         params = inspect.signature(fn).parameters
         self._var_kw = any(p.kind is p.VAR_KEYWORD for p in params.values())

@@ -1,0 +1,57 @@
+"""Shared fixtures: every test gets its own cache file and no real keys; one sandbox per session."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+import protokit as pk
+
+_PROVIDER_ENV = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL")
+# Read before any test runs: live tests use the real keys, every other test runs without them.
+_LIVE_KEYS = {k: os.environ[k] for k in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY") if os.environ.get(k)}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Skip ``live`` tests unless a provider key is present."""
+    if _LIVE_KEYS:
+        return
+    skip = pytest.mark.skip(reason="live test: set OPENAI_API_KEY or ANTHROPIC_API_KEY to run it")
+    for item in items:
+        if "live" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _isolated(request: pytest.FixtureRequest, tmp_path, monkeypatch) -> Iterator[None]:
+    """A fresh cache per test and no provider keys or endpoints from the outer environment."""
+    for var in (*_PROVIDER_ENV, "PROTOKIT_RUN_ID", "PROTOKIT_PRICES"):
+        monkeypatch.delenv(var, raising=False)
+    if "live" in request.keywords:
+        for k, v in _LIVE_KEYS.items():
+            monkeypatch.setenv(k, v)
+    path = tmp_path / "protokit.db"
+    monkeypatch.setenv("PROTOKIT_CACHE", str(path))
+    monkeypatch.setenv("PROTOKIT_CACHE_MODE", "auto")
+    pk.cache.configure(path=path, mode="auto")
+    yield
+    pk.cache.get_cache().close()
+
+
+@pytest.fixture(scope="session")
+def _sandbox_server():
+    from protokit.sandbox import Sandbox
+
+    with Sandbox(port=0) as sb:
+        yield sb
+
+
+@pytest.fixture
+def sandbox(_sandbox_server):
+    """The session's sandbox with zeroed stats and no faults."""
+    _sandbox_server.set_faults(None, seed=0)
+    _sandbox_server.reset_stats()
+    yield _sandbox_server
+    _sandbox_server.set_faults(None, seed=0)
