@@ -1,0 +1,171 @@
+"""Provider-neutral requests and the sandbox's deterministic replies.
+
+Both wire formats are parsed into a :class:`Chat` so that echo, hashing, script
+rules, ``max_tokens`` and stop sequences behave the same for OpenAI and Anthropic.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+__all__ = [
+    "BadRequest",
+    "Chat",
+    "Dialect",
+    "Reply",
+    "block_text",
+    "count_tokens",
+    "default_text",
+    "finish",
+    "split_pieces",
+]
+
+# A fixed vocabulary: replies are picked from it, so they look like prose but are stable.
+WORDS: tuple[str, ...] = (
+    "the", "model", "answer", "is", "likely", "clear", "because", "data", "shows", "a",
+    "simple", "pattern", "we", "can", "see", "that", "each", "request", "returns", "one",
+    "stable", "reply", "from", "sandbox", "with", "no", "network", "at", "all", "so",
+    "tests", "stay", "fast", "and", "repeatable", "every", "time", "they", "run", "here",
+    "result", "value", "signal", "noise", "prompt", "token", "output", "input", "check",
+    "under", "over", "again", "quick", "brown", "fox", "jumps", "lazy", "dog", "ok",
+    "maybe", "yes", "sure", "indeed", "therefore",
+)  # fmt: skip
+
+_WORD = re.compile(r"\S+")
+# Split after whitespace that precedes a word: pieces joined give back the text exactly.
+_PIECE_SPLIT = re.compile(r"(?<=\s)(?=\S)")
+
+
+@dataclass(slots=True)
+class Chat:
+    """One model request with the fields the sandbox acts on, in neutral form."""
+
+    model: str
+    system: str
+    messages: list[tuple[str, str]]
+    max_tokens: int | None = None
+    stop: list[str] = field(default_factory=list)
+    stream: bool = False
+    include_usage: bool = False
+    n: int = 1
+    _digest: str = field(default="", repr=False)
+
+    def last_user_text(self) -> str:
+        """Text of the last ``user`` message, or "" when there is none."""
+        for role, text in reversed(self.messages):
+            if role == "user":
+                return text
+        return ""
+
+    def digest(self) -> str:
+        """Hex sha256 of the model, system prompt and messages (canonical JSON)."""
+        if not self._digest:
+            payload = json.dumps([self.model, self.system, self.messages], separators=(",", ":"))
+            self._digest = hashlib.sha256(payload.encode()).hexdigest()
+        return self._digest
+
+    def prompt_tokens(self) -> int:
+        """Whitespace-word count of the prompt, plus one per message for its role."""
+        total = count_tokens(self.system)
+        for _, text in self.messages:
+            total += 1 + count_tokens(text)
+        return max(total, 1)
+
+
+@dataclass(slots=True)
+class Reply:
+    """The text the sandbox answers with and why it ended."""
+
+    text: str
+    finish: str  # "stop", "length" or "stop_sequence"
+    stop_sequence: str | None
+    completion_tokens: int
+
+
+class BadRequest(Exception):
+    """The request body is not something the provider would accept (answered with 400)."""
+
+
+class Dialect(Protocol):
+    """One provider's wire format: parse a request, render replies, errors and broken bodies."""
+
+    name: str
+
+    def parse(self, body: Any) -> Chat:
+        """Turn a decoded request body into a :class:`Chat`; raise BadRequest if it is invalid."""
+        ...
+
+    def render(self, chat: Chat, reply: Reply) -> bytes:
+        """The JSON body of a non-streaming reply."""
+        ...
+
+    def render_stream(self, chat: Chat, reply: Reply) -> bytes:
+        """The whole SSE body of a streaming reply."""
+        ...
+
+    def error(self, status: int, message: str) -> bytes:
+        """A provider-shaped JSON error body for ``status``."""
+        ...
+
+    def malformed(self, stream: bool) -> bytes:
+        """A body the SDK cannot decode, for the ``malformed`` fault."""
+        ...
+
+
+def block_text(content: Any) -> str:
+    """Text of a message ``content``: a string, or the text blocks of a list joined by newlines."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        parts = [
+            block["text"]
+            for block in content
+            if isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str)
+        ]
+        return "\n".join(parts)
+    return ""
+
+
+def count_tokens(text: str) -> int:
+    """The sandbox's token count: whitespace-separated words."""
+    return len(_WORD.findall(text))
+
+
+def default_text(chat: Chat) -> str:
+    """The reply for a model with no script rule: echo, or words seeded by the request hash."""
+    if chat.model == "echo":
+        return chat.last_user_text()
+    digest = chat.digest()
+    rng = random.Random(int(digest[:16], 16))
+    words = [rng.choice(WORDS) for _ in range(rng.randint(5, 16))]
+    words[0] = words[0].capitalize()
+    return " ".join(words) + "."
+
+
+def finish(text: str, chat: Chat) -> Reply:
+    """Apply stop sequences, then ``max_tokens`` (in words), as a model would while generating."""
+    reason, matched = "stop", None
+    cut = len(text)
+    for seq in chat.stop:
+        if seq:
+            at = text.find(seq)
+            if 0 <= at < cut:
+                cut, matched = at, seq
+    if matched is not None:
+        text, reason = text[:cut], "stop_sequence"
+    spans = [m.end() for m in _WORD.finditer(text)]
+    if chat.max_tokens is not None and len(spans) > chat.max_tokens:
+        limit = max(chat.max_tokens, 0)
+        text = text[: spans[limit - 1]] if limit else ""
+        return Reply(text, "length", None, limit)
+    return Reply(text, reason, matched, len(spans))
+
+
+def split_pieces(text: str) -> list[str]:
+    """Stream pieces (one word plus its trailing whitespace each) that join back to ``text``."""
+    return [piece for piece in _PIECE_SPLIT.split(text) if piece]
