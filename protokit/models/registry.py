@@ -7,6 +7,7 @@ means editing protokit. :func:`register` does the same from code.
 
 from __future__ import annotations
 
+import importlib
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -17,7 +18,9 @@ __all__ = ["ENTRY_POINT_GROUP", "get_provider", "providers", "register"]
 
 ENTRY_POINT_GROUP = "protokit.providers"
 _registered: dict[str, type[Model]] = {}
-_loaded = False
+# Known but not yet imported: a provider's SDK is imported only when it is used.
+_pending: dict[str, str] = {}
+_scanned = False
 
 # Used when protokit runs from a source tree without installed metadata.
 _BUILTIN = {
@@ -31,44 +34,45 @@ def register(provider: str, cls: type[Model]) -> None:
     if not (isinstance(cls, type) and issubclass(cls, Model)):
         raise ConfigError(f"provider {provider!r} must be a subclass of protokit.models.Model, got {cls!r}")
     _registered[provider] = cls
+    _pending.pop(provider, None)
 
 
-def _load() -> None:
-    global _loaded
-    if _loaded:
+def _scan() -> None:
+    global _scanned
+    if _scanned:
         return
-    _loaded = True
-    found = {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+    _scanned = True
     for name, target in _BUILTIN.items():
-        if name not in found and name not in _registered:
-            module, _, attr = target.partition(":")
-            _registered[name] = getattr(__import__(module, fromlist=[attr]), attr)
-    for name, ep in found.items():
-        if name not in _registered:
-            try:
-                register(name, ep.load())
-            except ConfigError:
-                raise
-            except Exception as exc:  # a broken plugin must not hide the others
-                raise ConfigError(f"provider plugin {name!r} ({ep.value}) failed to load: {exc}") from exc
+        _pending.setdefault(name, target)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name not in _registered:
+            _pending[ep.name] = ep.value
 
 
 def providers() -> list[str]:
     """Names of every known provider prefix."""
-    _load()
-    return sorted(_registered)
+    _scan()
+    return sorted(set(_registered) | set(_pending))
 
 
 def get_provider(name: str) -> type[Model]:
     """The Model class for a provider prefix; an unknown one is a ConfigError listing the known ones."""
-    _load()
-    try:
+    _scan()
+    if name in _registered:
         return _registered[name]
-    except KeyError:
+    target = _pending.get(name)
+    if target is None:
         raise ConfigError(
             f"unknown provider {name!r}; known providers: {', '.join(providers())} "
             "(a plugin adds one through the 'protokit.providers' entry point)"
-        ) from None
+        )
+    module, _, attr = target.partition(":")
+    try:
+        cls = getattr(importlib.import_module(module), attr)
+    except Exception as exc:  # a broken plugin must say which one it is
+        raise ConfigError(f"provider plugin {name!r} ({target}) failed to load: {exc}") from exc
+    register(name, cls)
+    return cls
 
 
 def create(spec: Any, **kwargs: Any) -> Model:
