@@ -1,0 +1,43 @@
+"""``protokit lab``: JupyterLab on the notebooks folder."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from protokit.errors import ConfigError
+
+
+@click.command("lab")
+@click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--port", type=int, default=None, help="Port for JupyterLab (default: Jupyter's own choice).")
+@click.option("--sandbox/--no-sandbox", default=False,
+              help="Also start the offline sandbox and point OPENAI_/ANTHROPIC_BASE_URL at it.")
+def command(folder: Path | None, port: int | None, sandbox: bool) -> None:
+    """Start JupyterLab on FOLDER (default: ./notebooks if it exists, else the current folder)."""
+    root = folder or (Path("notebooks") if Path("notebooks").is_dir() else Path("."))
+    if not root.is_dir():
+        raise ConfigError(f"{root} is not a folder; give the folder that holds your notebooks")
+    jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or shutil.which("jupyter")
+    if jupyter is None:
+        raise ConfigError("jupyter is not installed in this environment; pip install jupyterlab")
+    cmd = [jupyter, "lab", f"--ServerApp.root_dir={root.resolve()}"]
+    if port is not None:
+        cmd.append(f"--port={port}")
+    if os.geteuid() == 0:
+        cmd.append("--allow-root")  # Jupyter refuses to run as root without it
+    env = dict(os.environ)
+    if sandbox:
+        from protokit.sandbox import Sandbox
+
+        sb = Sandbox(port=0).start()
+        env.update(OPENAI_BASE_URL=sb.openai_base_url, ANTHROPIC_BASE_URL=sb.anthropic_base_url)
+        env.setdefault("OPENAI_API_KEY", "sandbox")
+        env.setdefault("ANTHROPIC_API_KEY", "sandbox")
+        click.echo(f"sandbox on {sb.url} (models are simulated)")
+    raise SystemExit(subprocess.call(cmd, env=env))
