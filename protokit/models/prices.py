@@ -17,7 +17,11 @@ from typing import Any
 
 from protokit.errors import ConfigError
 
-__all__ = ["cost", "get_price", "price_table_date", "set_price"]
+__all__ = ["PriceWarning", "cost", "get_price", "price_table_date", "set_price"]
+
+class PriceWarning(UserWarning):
+    """A model's price is unknown, so its cost is None."""
+
 
 _FIELDS = ("input", "output", "cached_input", "reasoning")
 _overrides: dict[str, dict[str, float]] = {}
@@ -69,10 +73,11 @@ def cost(model_id: str, input_tokens: int | None, output_tokens: int | None,
     if price is None:
         if model_id not in _warned:
             _warned.add(model_id)
-            warnings.warn(
+            # warn_explicit: the call site is deep in async code, so point at protokit, not a source line.
+            warnings.warn_explicit(
                 f"no price known for {model_id}; its cost is reported as None. "
                 f"Set one with pk.set_price({model_id!r}, input=..., output=...) (USD per 1M tokens)",
-                stacklevel=2,
+                PriceWarning, filename="protokit", lineno=0, module="protokit.prices",
             )
         return None
     if price["input"] == 0 and price["output"] == 0:
