@@ -1,0 +1,307 @@
+"""Cases and prompts: load a case table, render each case's prompt, check everything up front.
+
+Everything here runs before the first model call, so a mistake (a missing
+column, an empty table, a duplicate model) costs nothing: one ConfigError line
+that names the fix.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import string
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from protokit.errors import ConfigError
+from protokit.models import Model
+from protokit.models import model as make_model
+from protokit.runner import Call, Progress, Runner
+from protokit.scorers import Scorer, as_scorer
+from protokit.scorers._judge import Judge
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "RESULT_COLUMNS",
+    "OnResult",
+    "OnStart",
+    "Plan",
+    "build_plan",
+    "check_scorers",
+    "columns_for",
+    "describe_prompt",
+    "load_cases",
+    "render_prompts",
+    "resolve_models",
+    "template_fields",
+]
+
+# Columns every results frame has besides the case's own, scores and reasons.
+RESULT_COLUMNS = (
+    "case", "model", "sample", "output", "latency_s", "ttft_s", "input_tokens", "output_tokens",
+    "cost_usd", "cached", "finish_reason", "error", "error_status", "error_message", "attempts",
+    "scorer_error", "judge_cost_usd", "rating",
+)  # fmt: skip
+DEFAULT_CONCURRENCY = 16
+OnResult = Callable[[dict[str, Any], Progress], None]
+OnStart = Callable[[Runner], None]
+Prompt = str | Sequence[Mapping[str, str]] | Callable[[dict[str, Any]], Any]
+
+
+def _read_path(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise ConfigError(f"cases file {path} does not exist; give a DataFrame, a list of dicts, "
+                          "or the path of a .csv or .jsonl file")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        # keep_default_na=False: an empty cell is "", not NaN rendered as "nan" in a prompt.
+        return pd.read_csv(path, keep_default_na=False)
+    if suffix in (".jsonl", ".ndjson"):
+        rows = []
+        with open(path, encoding="utf-8") as fh:
+            for n, line in enumerate(fh, 1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except ValueError as exc:
+                        raise ConfigError(f"{path} line {n} is not JSON ({exc}); one object per line") from None
+        return _from_records(rows, str(path))
+    if suffix == ".json":
+        return _from_records(json.loads(path.read_text(encoding="utf-8")), str(path))
+    raise ConfigError(f"cannot read cases from {path}: use a .csv, .jsonl or .json file")
+
+
+def _from_records(rows: Any, where: str) -> pd.DataFrame:
+    if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
+        raise ConfigError(f"cases from {where} must be a list of dicts (one per case)")
+    return pd.DataFrame([dict(r) for r in rows])
+
+
+def _native(value: Any) -> Any:
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    item = getattr(value, "item", None)  # numpy scalars -> Python, so rows serialise as JSON
+    if callable(item) and not isinstance(value, (str, bytes)):
+        try:
+            return _native(item())
+        except (TypeError, ValueError):
+            return value
+    return value
+
+
+def load_cases(cases: Any) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """The cases as a frame with a ``case`` id column first, and one plain dict per case (id first).
+
+    The id is the ``case`` column, else an ``id`` column, when one exists with unique
+    values; otherwise the row position (0, 1, ...).
+    """
+    if isinstance(cases, pd.DataFrame):
+        frame = cases.reset_index(drop=True)
+    elif isinstance(cases, (str, os.PathLike)):
+        frame = _read_path(Path(cases))
+    elif isinstance(cases, Sequence) and not isinstance(cases, (bytes, str)):
+        frame = _from_records(list(cases), "the list")
+    else:
+        raise ConfigError(f"cases must be a DataFrame, a list of dicts or a .csv/.jsonl path, "
+                          f"got {type(cases).__name__}")
+    if len(frame) == 0:
+        raise ConfigError("there are no cases: give at least one row")
+    frame.columns = [str(c) for c in frame.columns]
+    if frame.columns.duplicated().any():
+        dup = frame.columns[frame.columns.duplicated()][0]
+        raise ConfigError(f"the cases have two columns named {dup!r}; rename one")
+    clash = [c for c in frame.columns if (c in RESULT_COLUMNS and c != "case")
+             or c.startswith(("score_", "reason_"))]
+    if clash:
+        raise ConfigError(f"case column {clash[0]!r} clashes with a results column; rename it "
+                          f"(e.g. expected_{clash[0]})")
+    id_col = next((c for c in ("case", "id") if c in frame.columns), None)
+    if id_col == "case" and not frame["case"].is_unique:
+        raise ConfigError("the 'case' column must hold a unique id per row; rename it or remove duplicates")
+    if id_col == "id" and not frame["id"].is_unique:
+        id_col = None  # not an id after all: use positions
+    records = [{k: _native(v) for k, v in row.items()} for row in frame.to_dict("records")]
+    ids = [r[id_col] for r in records] if id_col else list(range(len(records)))
+    if any(isinstance(i, (list, dict)) or i is None for i in ids):
+        raise ConfigError(f"case ids from column {id_col!r} must be strings or numbers; rename the column")
+    if "case" not in frame.columns:
+        frame.insert(0, "case", ids)
+    else:
+        frame = frame[["case", *[c for c in frame.columns if c != "case"]]]
+    # Each case dict starts with its id, as the frame's row does.
+    records = [{"case": cid, **{k: v for k, v in rec.items() if k != "case"}} for cid, rec in zip(ids, records,
+                                                                                               strict=True)]
+    return frame, records
+
+
+def template_fields(template: str) -> list[str]:
+    """The column names a ``{column}`` template refers to, in order."""
+    try:
+        parsed = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ConfigError(f"the prompt template is malformed ({exc}); write literal braces as {{{{ and }}}}") \
+            from None
+    names = []
+    for _, fname, _, _ in parsed:
+        if fname is None:
+            continue
+        if fname == "" or fname.isdigit():
+            raise ConfigError("the prompt template has a positional {} placeholder; name a column: {ticket}")
+        names.append(re.split(r"[.\[]", fname, maxsplit=1)[0])
+    return names
+
+
+def _templates(prompt: Any) -> list[str]:
+    if isinstance(prompt, str):
+        return [prompt]
+    return [str(m.get("content", "")) for m in prompt]
+
+
+def render_prompts(prompt: Prompt, records: list[dict[str, Any]], columns: Sequence[str],
+                   ids: Sequence[Any]) -> list[Any]:
+    """Each case's prompt: a template filled from its columns, or what a callable returns."""
+    if callable(prompt):
+        out = []
+        for cid, rec in zip(ids, records, strict=True):
+            try:
+                out.append(prompt(dict(rec)))
+            except Exception as exc:
+                raise ConfigError(f"the prompt function failed on case {cid!r}: {type(exc).__name__}: {exc}") \
+                    from exc
+        return out
+    if not isinstance(prompt, str) and not (
+            isinstance(prompt, Sequence) and all(isinstance(m, Mapping) for m in prompt) and prompt):
+        raise ConfigError(f"prompt must be a template string, a list of messages or a function of the case, "
+                          f"got {type(prompt).__name__}")
+    templates = _templates(prompt)
+    fields = [f for t in templates for f in template_fields(t)]
+    missing = [f for f in dict.fromkeys(fields) if f not in columns]
+    if missing:
+        raise ConfigError(f"the prompt uses {{{missing[0]}}} but the cases have no column {missing[0]!r} "
+                          f"(columns: {', '.join(columns)}); add the column or fix the template")
+    if not fields:
+        return [prompt] * len(records)
+    out = []
+    for cid, rec in zip(ids, records, strict=True):
+        values = {k: "" if v is None else v for k, v in rec.items()}
+        try:
+            if isinstance(prompt, str):
+                out.append(prompt.format_map(values))
+            else:
+                out.append([{**m, "content": str(m.get("content", "")).format_map(values)} for m in prompt])
+        except (ValueError, KeyError, IndexError, AttributeError, TypeError) as exc:
+            raise ConfigError(f"the prompt could not be filled for case {cid!r}: {exc}") from None
+    return out
+
+
+def describe_prompt(prompt: Prompt) -> str:
+    """A text form of the prompt to store with a run (a function is named, not pickled)."""
+    if isinstance(prompt, str):
+        return prompt
+    if callable(prompt):
+        return f"<function {getattr(prompt, '__module__', '?')}.{getattr(prompt, '__qualname__', '?')}>"
+    return json.dumps([dict(m) for m in prompt], ensure_ascii=False)
+
+
+def resolve_models(models: Any) -> list[Model]:
+    """Models from Model objects, ``provider:name`` specs or callables; ids must be distinct."""
+    if isinstance(models, (Model, str)) or callable(models):
+        models = [models]
+    try:
+        built = [make_model(m) for m in models]
+    except TypeError:
+        raise ConfigError("models must be a list of pk models or specs like 'openai:gpt-4.1-mini'") from None
+    if not built:
+        raise ConfigError("no models to compare: give at least one")
+    seen: set[str] = set()
+    for m in built:
+        if m.id in seen:
+            raise ConfigError(f"model {m.id} appears twice; remove one or give it another name "
+                              "(pk.model(fn, name=...) for functions)")
+        seen.add(m.id)
+    return built
+
+
+def check_scorers(scorers: Any, columns: Sequence[str]) -> list[Scorer]:
+    """Scorers as Scorer objects, with distinct names and every column they read present."""
+    if scorers is None:
+        return []
+    if isinstance(scorers, Scorer) or callable(scorers):
+        scorers = [scorers]
+    out = [as_scorer(s) for s in scorers]
+    names: set[str] = set()
+    for s in out:
+        if s.name in names:
+            raise ConfigError(f"two scorers are named {s.name!r}; pass name='...' to one of them")
+        names.add(s.name)
+        for col in s.columns:
+            if col not in columns:
+                raise ConfigError(f"scorer {s.name!r} reads column {col!r}, which the cases do not have "
+                                  f"(columns: {', '.join(columns)}); add it or fix the scorer")
+    return out
+
+
+def columns_for(case_columns: Sequence[str], score_names: Sequence[str], reason_names: Sequence[str],
+                judge: bool) -> list[str]:
+    """The column order of a results frame."""
+    fixed = [c for c in RESULT_COLUMNS[1:] if c not in ("scorer_error", "judge_cost_usd", "rating")]
+    scores = [f"score_{n}" for n in score_names] + [f"reason_{n}" for n in reason_names]
+    tail = ["scorer_error", *(["judge_cost_usd"] if judge else []), "rating"]
+    return ["case", *[c for c in case_columns if c != "case"], *fixed, *scores, *tail]
+
+
+@dataclass
+class Plan:
+    """Everything a run needs, built and checked before any call."""
+
+    models: list[Model]
+    frame: pd.DataFrame
+    records: list[dict[str, Any]]
+    scorers: list[Scorer]
+    calls: list[Call]
+    samples: int
+    columns: list[str]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def build_plan(models: Any, prompt: Prompt, cases: Any, scorers: Any, *, samples: int, concurrency: int,
+               budget_usd: float | None, system: str | None, options: Mapping[str, Any] | None) -> Plan:
+    """Load and check everything, render every prompt and build every request; no call is made."""
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise ConfigError(f"samples must be a positive integer, got {samples!r}")
+    if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+        raise ConfigError(f"concurrency must be a positive integer, got {concurrency!r}")
+    if budget_usd is not None and (not isinstance(budget_usd, (int, float)) or budget_usd < 0):
+        raise ConfigError(f"budget_usd must be a non-negative number or None, got {budget_usd!r}")
+    if system is not None and not isinstance(system, str):
+        raise ConfigError(f"system must be a string, got {type(system).__name__}")
+    if options is not None and not isinstance(options, Mapping):
+        raise ConfigError(f"options must be a dict such as {{'temperature': 0}}, got {type(options).__name__}")
+    opts = dict(options or {})
+    frame, records = load_cases(cases)
+    columns = [str(c) for c in frame.columns]
+    built = resolve_models(models)
+    scorer_list = check_scorers(scorers, columns)
+    prompts = render_prompts(prompt, records, columns, [r["case"] for r in records])
+    calls: list[Call] = []
+    for text in prompts:
+        for m in built:
+            for s in range(samples):
+                calls.append(Call(m, m.request(text, system=system, sample=s, **opts), tag=len(calls)))
+    names = [s.name for s in scorer_list]
+    cols = columns_for(columns, names, [s.name for s in scorer_list if s.reasons],
+                       any(isinstance(s, Judge) for s in scorer_list))
+    meta = {
+        "prompt": describe_prompt(prompt), "models": [m.id for m in built],
+        "options": {"samples": samples, "system": system, "options": opts, "concurrency": concurrency,
+                    "budget_usd": budget_usd},
+        "scorers": [s.describe() for s in scorer_list], "score_names": names, "columns": cols,
+        "cases": records, "total": len(calls),
+    }
+    return Plan(built, frame, records, scorer_list, calls, samples, cols, meta)

@@ -1,0 +1,273 @@
+"""``pk.compare``: run every case x model x sample through the runner, score it, keep it.
+
+Everything that can be checked is checked before the first call (cases, template
+columns, models, scorers' columns, options), so a run that would fail costs
+nothing. Rows are built as plain dicts as calls finish, handed to ``on_result``,
+written to the run store in batches, and turned into one DataFrame at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import types
+import warnings
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+
+from protokit import _aio
+from protokit import cache as cache_mod
+from protokit.cases import DEFAULT_CONCURRENCY, OnResult, OnStart, Plan, Prompt, build_plan
+from protokit.comparison import Comparison, PairedComparison
+from protokit.errors import ConfigError, ProtokitError
+from protokit.estimates import DEFAULT_OUTPUT_TOKENS, TYPICAL_LATENCY_S, Estimate, estimate
+from protokit.runner import Outcome, Progress, Runner
+from protokit.runs import RunStore
+from protokit.scorers import Scorer, ScorerTypeError, to_score
+
+__all__ = ["DEFAULT_OUTPUT_TOKENS", "TYPICAL_LATENCY_S", "Comparison", "Estimate", "PairedComparison",
+           "acompare", "compare", "estimate"]
+
+
+class _Run:
+    """Turns outcomes into result rows (scored), hands them on and stores them."""
+
+    def __init__(self, plan: Plan, store: RunStore | None, on_result: OnResult | None,
+                 concurrency: int) -> None:
+        self.plan = plan
+        self.store = store
+        self.on_result = on_result
+        self.rows: list[dict[str, Any] | None] = [None] * len(plan.calls)
+        self.per_case = len(plan.models) * plan.samples
+        self.template: dict[str, Any] = dict.fromkeys(plan.columns)
+        self.sync_scorers = [s for s in plan.scorers if not s.is_async]
+        self.async_scorers = [s for s in plan.scorers if s.is_async]
+        self.judged = "judge_cost_usd" in self.template
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.gate = asyncio.Semaphore(concurrency)  # judge calls share the run's concurrency
+        self.runner: Runner | None = None
+        self._warned = False
+
+    def base(self, idx: int) -> dict[str, Any]:
+        row = self.template.copy()
+        row.update(self.plan.records[idx // self.per_case])
+        call = self.plan.calls[idx]
+        row["model"] = call.model.id
+        row["sample"] = call.request.sample
+        row["output"] = ""
+        return row
+
+    def on_outcome(self, outcome: Outcome, progress: Progress) -> None:
+        idx: int = outcome.call.tag
+        row = self.base(idx)
+        row["attempts"] = outcome.attempts
+        r = outcome.response
+        if r is None:
+            _fill_error(row, outcome.error)
+            self.emit(idx, row, progress)
+            return
+        row.update(output=r.text, latency_s=r.latency_s, ttft_s=r.ttft_s, input_tokens=r.input_tokens,
+                   output_tokens=r.output_tokens, cost_usd=r.cost_usd, cached=r.cached,
+                   finish_reason=r.finish_reason)
+        case = self.plan.records[idx // self.per_case]
+        errors: list[str] = []
+        for scorer in self.sync_scorers:
+            try:
+                result = scorer.score(r.text, case)
+            except Exception as exc:  # a broken scorer marks its cell, never the run
+                errors.append(f"{scorer.name}: {type(exc).__name__}: {exc}")
+                continue
+            self.apply(scorer, result, row, errors)
+        if self.async_scorers:
+            task = asyncio.ensure_future(self.score_async(idx, row, case, errors, progress))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+            return
+        row["scorer_error"] = "; ".join(errors) or None
+        self.emit(idx, row, progress)
+
+    def apply(self, scorer: Scorer, result: Any, row: dict[str, Any], errors: list[str]) -> None:
+        try:
+            score = to_score(result, scorer.name)
+        except ScorerTypeError as exc:
+            errors.append(str(exc))
+            return
+        row[f"score_{scorer.name}"] = score.value
+        if scorer.reasons:
+            row[f"reason_{scorer.name}"] = score.reason
+        if self.judged and score.cost_usd is not None:
+            row["judge_cost_usd"] = (row["judge_cost_usd"] or 0.0) + score.cost_usd
+
+    async def score_async(self, idx: int, row: dict[str, Any], case: dict[str, Any], errors: list[str],
+                          progress: Progress) -> None:
+        try:
+            for scorer in self.async_scorers:
+                if self.runner is not None and self.runner.cancelled:
+                    errors.append(f"{scorer.name}: cancelled")
+                    continue
+                try:
+                    async with self.gate:
+                        result = await scorer.ascore(row["output"], case)
+                except asyncio.CancelledError:
+                    errors.append(f"{scorer.name}: cancelled")
+                    raise
+                except Exception as exc:
+                    errors.append(f"{scorer.name}: {type(exc).__name__}: {exc}")
+                    continue
+                self.apply(scorer, result, row, errors)
+        finally:
+            row["scorer_error"] = "; ".join(errors) or None
+            self.emit(idx, row, progress)
+
+    def emit(self, idx: int, row: dict[str, Any], progress: Progress) -> None:
+        self.rows[idx] = row
+        if self.store is not None:
+            self.store.add(idx, row)
+        if self.on_result is not None:
+            try:
+                self.on_result(row, progress)
+            except Exception as exc:  # a display callback must not lose the run's results
+                if not self._warned:
+                    self._warned = True
+                    warnings.warn(f"on_result raised {type(exc).__name__}: {exc}; the run goes on",
+                                  RuntimeWarning, stacklevel=2)
+
+
+def _fill_error(row: dict[str, Any], error: ProtokitError | None) -> None:
+    row["error"] = getattr(error, "kind", None) or _kind(error)
+    row["error_status"] = getattr(error, "status", None)
+    row["error_message"] = str(error) if error is not None else "no answer"
+
+
+def _kind(error: ProtokitError | None) -> str:
+    if isinstance(error, cache_mod.CacheMiss):
+        return "cache_miss"
+    if isinstance(error, ConfigError):
+        return "config"
+    return type(error).__name__.lower() if error is not None else "unknown"
+
+
+async def acompare(
+    models: Any,
+    prompt: Prompt,
+    cases: Any,
+    scorers: Any = None,
+    *,
+    samples: int = 1,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    budget_usd: float | None = None,
+    system: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    on_result: OnResult | None = None,
+    on_start: OnStart | None = None,
+) -> Comparison:
+    """Async form of :func:`compare` (same arguments); await it inside a running loop."""
+    plan = build_plan(models, prompt, cases, scorers, samples=samples, concurrency=concurrency,
+                 budget_usd=budget_usd, system=system, options=options)
+    store = RunStore.start(plan.meta)
+    run = _Run(plan, store, on_result, concurrency)
+    runner = Runner(concurrency=concurrency, budget_usd=budget_usd, on_result=run.on_outcome)
+    run.runner = runner
+    status = "failed"
+    try:
+        if on_start is not None:
+            on_start(runner)
+        outcomes = await runner.run(plan.calls)
+        if runner.cancelled:
+            for task in list(run.tasks):
+                task.cancel()
+        if run.tasks:
+            await asyncio.gather(*list(run.tasks), return_exceptions=True)
+        for outcome in outcomes:  # the runner ends every call through on_result; this is a safety net
+            if run.rows[outcome.call.tag] is None:
+                run.on_outcome(outcome, runner.progress)
+        status = "cancelled" if runner.cancelled else "finished"
+    except BaseException:
+        for task in list(run.tasks):
+            task.cancel()
+        status = "cancelled"
+        raise
+    finally:
+        if store is not None:
+            store.finish(status, _total_cost(run.rows))
+    rows = [r for r in run.rows if r is not None]
+    index = [i for i, r in enumerate(run.rows) if r is not None]
+    results = pd.DataFrame.from_records(rows, columns=plan.columns, index=index)
+    return Comparison(results=results, models=[m.id for m in plan.models], cases=plan.frame, prompt=prompt,
+                      scorers=plan.scorers, score_names=plan.meta["score_names"],
+                      run_id=store.run_id if store else None, options=plan.meta["options"], store=store,
+                      status=status)
+
+
+def compare(
+    models: Any,
+    prompt: Prompt,
+    cases: Any,
+    scorers: Any = None,
+    *,
+    samples: int = 1,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    budget_usd: float | None = None,
+    system: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    on_result: OnResult | None = None,
+    on_start: OnStart | None = None,
+) -> Comparison:
+    """Run every case x model x sample and return a :class:`Comparison`.
+
+    Works in plain Python and inside a running Jupyter loop (the work runs on
+    protokit's background loop; callbacks are called there).
+
+    Parameters
+    ----------
+    models
+        pk models, ``"provider:name"`` specs or callables (passed to ``pk.model``); ids must differ.
+    prompt
+        A template with ``{column}`` placeholders, a list of chat messages whose contents are
+        templates, or a function ``case -> prompt or messages``.
+    cases
+        A DataFrame, a list of dicts, or a ``.csv``/``.jsonl`` path. A ``case`` (or unique ``id``)
+        column gives the case ids, else the row position does.
+    scorers
+        ``pk.scorers.*`` objects or functions ``(output, case) -> bool | float | dict``.
+    samples
+        Calls per case x model (``sample=0..n-1``, each its own cache entry).
+    concurrency
+        Calls in flight at once.
+    budget_usd
+        No call is issued once the cost spent reaches this; the rest get ``error="not_run_budget"``.
+    system
+        A system prompt for every call.
+    options
+        Call options for every model (``temperature``, ``max_tokens``, ...).
+    on_result
+        ``fn(row, progress)`` called on the event loop as each row is finished (scores included).
+    on_start
+        ``fn(runner)`` called before the first call; ``runner.cancel()`` stops the run, and the
+        Comparison keeps the finished rows, the rest with ``error="cancelled"``.
+    """
+    return _aio.run_sync(acompare(models, prompt, cases, scorers, samples=samples, concurrency=concurrency,
+                                  budget_usd=budget_usd, system=system, options=options,
+                                  on_result=on_result, on_start=on_start))
+
+
+def _total_cost(rows: Sequence[dict[str, Any] | None]) -> float | None:
+    costs = [r["cost_usd"] for r in rows if r is not None and r.get("cost_usd") is not None]
+    return float(sum(costs)) if costs else None
+
+
+class _CallableModule(types.ModuleType):
+    """This module, callable as :func:`compare`.
+
+    ``protokit.compare`` is both this module and the function: importing the
+    submodule binds the module to ``pk.compare``, so the module forwards calls.
+    """
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Comparison:
+        return compare(*args, **kwargs)
+
+
+sys.modules[__name__].__class__ = _CallableModule
+__wrapped__ = compare  # inspect.signature(pk.compare) shows compare's parameters

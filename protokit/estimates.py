@@ -1,0 +1,179 @@
+"""``pk.estimate``: what a compare would cost (calls, cached calls, tokens, money, time) before it runs."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from protokit import cache as cache_mod
+from protokit.cases import DEFAULT_CONCURRENCY, OnResult, OnStart, Plan, Prompt, build_plan
+from protokit.models import Model, get_price
+from protokit.scorers._judge import Judge
+
+__all__ = ["DEFAULT_OUTPUT_TOKENS", "TYPICAL_LATENCY_S", "Estimate", "estimate"]
+
+# Output tokens per call when max_tokens is not set, and seconds per call when the
+# cache has no recorded latency for a model. Both are guesses, on purpose modest.
+DEFAULT_OUTPUT_TOKENS = 200
+TYPICAL_LATENCY_S = 2.0
+_JUDGE_OUTPUT_TOKENS = 60
+
+
+@dataclass
+class Estimate:
+    """What a compare would do, before it runs: calls, cached calls, tokens, cost and time."""
+
+    calls: int
+    cached: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float | None
+    seconds: float
+    concurrency: int
+    unknown_price: list[str]
+    judge_calls: int = 0
+    judge_cost_usd: float | None = None
+    budget_usd: float | None = None
+    by_model: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def to_run(self) -> int:
+        """Calls the cache cannot answer."""
+        return self.calls - self.cached
+
+    @property
+    def over_budget(self) -> bool:
+        """True when the estimated cost exceeds ``budget_usd``."""
+        return self.budget_usd is not None and self.cost_usd is not None and self.cost_usd > self.budget_usd
+
+    def __str__(self) -> str:
+        cost = "unknown cost" if self.cost_usd is None else f"~${self.cost_usd:.4g}"
+        text = (f"{self.calls} calls ({self.cached} cached, {self.to_run} to run), ~{self.input_tokens:,} input "
+                f"+ ~{self.output_tokens:,} output tokens, {cost}, ~{self.seconds:.0f} s at concurrency "
+                f"{self.concurrency}")
+        if self.unknown_price:
+            text += f"; no price for {', '.join(self.unknown_price)} (pk.set_price)"
+        if self.judge_calls:
+            jc = "unknown cost" if self.judge_cost_usd is None else f"~${self.judge_cost_usd:.4g}"
+            text += f"; plus up to {self.judge_calls} judge calls, {jc}"
+        if self.over_budget:
+            text += f"; over the ${self.budget_usd:g} budget: the run would stop early"
+        return text
+
+    __repr__ = __str__
+
+
+def _chars(request: Any) -> int:
+    return sum(len(m["content"]) for m in request.messages)
+
+
+def _cost(model_id: str, tin: int, tout: int) -> float | None:
+    price = get_price(model_id)
+    if price is None:
+        return None
+    return (tin * price["input"] + tout * price["output"]) / 1_000_000
+
+
+def _cached_keys(cache: cache_mod.Cache, keys: list[str]) -> set[str]:
+    found: set[str] = set()
+    with cache.lock:
+        conn = cache.connection()
+        for i in range(0, len(keys), 500):
+            chunk = keys[i:i + 500]
+            sql = f"SELECT key FROM entries WHERE key IN ({','.join('?' * len(chunk))})"
+            found.update(r[0] for r in conn.execute(sql, chunk))
+    return found
+
+
+def _typical_latency(cache: cache_mod.Cache | None, model: Model) -> float:
+    if cache is None:
+        return TYPICAL_LATENCY_S
+    with cache.lock:
+        rows = cache.connection().execute(
+            "SELECT json_extract(entry, '$.latency_s') FROM entries WHERE provider = ? AND model = ? "
+            "ORDER BY created_at DESC LIMIT 200", (model.provider, model.name)).fetchall()
+    values = sorted(float(r[0]) for r in rows if r[0] is not None)
+    return values[len(values) // 2] if values else TYPICAL_LATENCY_S
+
+
+def estimate(
+    models: Any,
+    prompt: Prompt,
+    cases: Any,
+    scorers: Any = None,
+    *,
+    samples: int = 1,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    budget_usd: float | None = None,
+    system: str | None = None,
+    options: Mapping[str, Any] | None = None,
+    on_result: OnResult | None = None,
+    on_start: OnStart | None = None,
+) -> Estimate:
+    """What :func:`compare` with the same arguments would cost, without making any call.
+
+    Input tokens are estimated as characters / 4; output tokens as ``max_tokens`` when
+    set (an upper bound), else ``DEFAULT_OUTPUT_TOKENS`` (200) per call. Calls already
+    in the cache cost nothing. The cost is None when a model has no known price
+    (listed in ``unknown_price``). Time is the calls to run / concurrency x the model's
+    median recorded latency (``TYPICAL_LATENCY_S`` = 2 s when none is recorded).
+    Judge calls are counted separately, as if none were cached.
+    """
+    plan = build_plan(models, prompt, cases, scorers, samples=samples, concurrency=concurrency,
+                 budget_usd=budget_usd, system=system, options=options)
+    cache = cache_mod.get_cache()
+    usable = cache if cache.mode in ("auto", "replay") else None
+    keys = {c.tag: cache_mod.request_key(c.request.key_dict()) for c in plan.calls if c.model.cacheable}
+    hits = _cached_keys(usable, list(keys.values())) if usable is not None and keys else set()
+    by_model: dict[str, dict[str, Any]] = {
+        m.id: {"model": m.id, "calls": 0, "cached": 0, "input_tokens": 0, "output_tokens": 0}
+        for m in plan.models}
+    for call in plan.calls:
+        entry = by_model[call.model.id]
+        entry["calls"] += 1
+        if keys.get(call.tag) in hits:
+            entry["cached"] += 1
+            continue
+        entry["input_tokens"] += math.ceil(_chars(call.request) / 4)
+        entry["output_tokens"] += int(call.request.options.get("max_tokens") or DEFAULT_OUTPUT_TOKENS)
+    busy = 0.0
+    unknown: list[str] = []
+    total_cost: float | None = 0.0
+    for m in plan.models:
+        entry = by_model[m.id]
+        entry["cost_usd"] = _cost(m.id, entry["input_tokens"], entry["output_tokens"])
+        if entry["cost_usd"] is None:
+            unknown.append(m.id)
+            total_cost = None
+        elif total_cost is not None:
+            total_cost += entry["cost_usd"]
+        busy += (entry["calls"] - entry["cached"]) * _typical_latency(usable or None, m)
+    to_run = sum(e["calls"] - e["cached"] for e in by_model.values())
+    judge_calls, judge_cost = _judge_estimate(plan)
+    return Estimate(
+        calls=len(plan.calls), cached=sum(e["cached"] for e in by_model.values()),
+        input_tokens=sum(e["input_tokens"] for e in by_model.values()),
+        output_tokens=sum(e["output_tokens"] for e in by_model.values()), cost_usd=total_cost,
+        seconds=busy / max(1, min(concurrency, to_run)), concurrency=concurrency, unknown_price=unknown,
+        judge_calls=judge_calls, judge_cost_usd=judge_cost, budget_usd=budget_usd,
+        by_model=list(by_model.values()))
+
+
+def _judge_estimate(plan: Plan) -> tuple[int, float | None]:
+    judges = [s for s in plan.scorers if isinstance(s, Judge)]
+    if not judges:
+        return 0, None
+    calls, cost = 0, 0.0
+    case_chars = sum(len(json.dumps(r, default=str)) for r in plan.records) / len(plan.records)
+    for j in judges:
+        n = len(plan.calls)
+        calls += n
+        tin = math.ceil((len(j.template) + len(j.rubric) + case_chars) / 4 + DEFAULT_OUTPUT_TOKENS)
+        c = _cost(j.model.id, tin * n, _JUDGE_OUTPUT_TOKENS * n)
+        if c is None:
+            return calls, None
+        cost += c
+    return calls, cost

@@ -1,0 +1,156 @@
+"""The Scorer base class, the Score a scorer gives, and wrapping of plain callables."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from protokit import _aio
+from protokit.errors import ConfigError
+
+__all__ = ["FunctionScorer", "Score", "Scorer", "ScorerTypeError", "as_scorer", "custom", "to_score"]
+
+_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Score:
+    """A scorer's verdict on one output: a value (higher is better), a reason, a cost."""
+
+    value: float | None
+    reason: str | None = None
+    cost_usd: float | None = None
+
+
+class ScorerTypeError(TypeError):
+    """A scorer returned something that is not a bool, a number or a ``{"score", "reason"}`` dict."""
+
+
+def to_score(result: Any, name: str) -> Score:
+    """Normalise a scorer's return value (bool, number, dict or Score) to a Score."""
+    if isinstance(result, Score):
+        return result
+    reason = None
+    cost = None
+    value = result
+    if isinstance(result, Mapping):
+        if "score" not in result:
+            raise ScorerTypeError(f"scorer {name!r} returned a dict without 'score'; "
+                                  "return {'score': float, 'reason': str}")
+        value = result["score"]
+        reason = None if result.get("reason") is None else str(result["reason"])
+        cost = result.get("cost_usd")
+    if isinstance(value, bool):
+        return Score(1.0 if value else 0.0, reason, cost)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+        if math.isnan(number):
+            raise ScorerTypeError(f"scorer {name!r} returned NaN; return a number, a bool or a dict")
+        return Score(number, reason, cost)
+    # numpy scalars and the like expose __float__; strings do not count as numbers here.
+    if hasattr(value, "__float__") and not isinstance(value, (str, bytes)):
+        return to_score(float(value), name) if reason is None else Score(float(value), reason, cost)
+    raise ScorerTypeError(f"scorer {name!r} returned {type(value).__name__}; "
+                          "return a bool, a number or {'score': ..., 'reason': ...}")
+
+
+def check_name(name: str) -> str:
+    """A scorer name becomes a column name (``score_<name>``): letters, digits and underscores only."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise ConfigError(f"scorer name {name!r} must be letters, digits and underscores (it names the "
+                          f"column score_<name>); pass name='...'")
+    return name
+
+
+class Scorer:
+    """Scores one output against its case; subclass and implement :meth:`score` (or :meth:`ascore`).
+
+    ``columns`` names the case columns it reads (checked before any call is made),
+    ``reasons`` says whether it gives a ``reason_<name>`` column, ``is_async``
+    whether compare must await :meth:`ascore` (a judge calls a model).
+    """
+
+    is_async: bool = False
+
+    def __init__(self, name: str, *, columns: Sequence[str] = (), reasons: bool = False) -> None:
+        self.name = check_name(name)
+        self.columns = tuple(columns)
+        self.reasons = reasons
+
+    def __repr__(self) -> str:
+        cols = f" on {', '.join(self.columns)}" if self.columns else ""
+        return f"<scorer {self.name}{cols}>"
+
+    def score(self, output: str, case: Mapping[str, Any]) -> Any:
+        """Score ``output`` for ``case``: a bool, a number, a dict or a :class:`Score`."""
+        raise NotImplementedError
+
+    async def ascore(self, output: str, case: Mapping[str, Any]) -> Any:
+        """Async form of :meth:`score` (the default runs :meth:`score`)."""
+        return self.score(output, case)
+
+    def __call__(self, output: str, case: Mapping[str, Any] | None = None) -> Score:
+        """Score one output outside a comparison (handy in notebooks and tests)."""
+        case = case or {}
+        if self.is_async:
+            return to_score(_aio.run_sync(self.ascore(output, case)), self.name)
+        return to_score(self.score(output, case), self.name)
+
+    def describe(self) -> dict[str, Any]:
+        """What is stored about this scorer with a run (its name, kind and columns)."""
+        return {"name": self.name, "kind": type(self).__name__, "columns": list(self.columns)}
+
+
+class FunctionScorer(Scorer):
+    """A user function ``fn(output, case)`` or ``fn(output)`` returning bool, float or a dict."""
+
+    def __init__(self, fn: Callable[..., Any], *, name: str | None = None,
+                 columns: Sequence[str] = ()) -> None:
+        if not callable(fn):
+            raise ConfigError(f"a scorer must be a pk.scorers.* object or a callable, got {fn!r:.60}")
+        if name is None:
+            name = getattr(fn, "__name__", "") or ""
+            if not _NAME.match(name):  # a lambda or a callable object
+                name = "custom"
+        super().__init__(name, columns=columns, reasons=True)
+        self.fn = fn
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self._one_arg = _takes_one_arg(fn)
+
+    def score(self, output: str, case: Mapping[str, Any]) -> Any:
+        """Call the function."""
+        return self.fn(output) if self._one_arg else self.fn(output, case)
+
+    async def ascore(self, output: str, case: Mapping[str, Any]) -> Any:
+        """Call (and await) the function."""
+        result = self.fn(output) if self._one_arg else self.fn(output, case)
+        return await result if inspect.isawaitable(result) else result
+
+
+def _takes_one_arg(fn: Callable[..., Any]) -> bool:
+    try:
+        params = list(inspect.signature(fn).parameters.values())
+    except (TypeError, ValueError):
+        return False
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return False
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    return len(positional) == 1
+
+
+def custom(fn: Callable[..., Any], *, name: str | None = None, columns: Sequence[str] = ()) -> Scorer:
+    """Any function ``(output, case) -> bool | float | {"score", "reason"}`` as a named scorer."""
+    return FunctionScorer(fn, name=name, columns=columns)
+
+
+def as_scorer(obj: Any) -> Scorer:
+    """A Scorer as is; a callable wrapped with :func:`custom`; anything else is a ConfigError."""
+    if isinstance(obj, Scorer):
+        return obj
+    if isinstance(obj, str):
+        raise ConfigError(f"scorer {obj!r} is a string; use a scorer such as pk.scorers.exact({obj!r})")
+    return FunctionScorer(obj)
