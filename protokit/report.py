@@ -126,7 +126,7 @@ def recommend(cmp: Comparison, score: str) -> tuple[str, str]:
     if scored.empty:
         from protokit.errors import ConfigError
 
-        raise ConfigError(f"no model has a {score} score (every call failed or no output was scored)")
+        raise ConfigError(f"no model has a score for {score}: every call failed or no output was scored")
     ranked = sorted(scored.index, key=lambda m: _key(scored.loc[m], col))
     leader = ranked[0]
     cost = scored.loc[leader, "cost_per_case"]
