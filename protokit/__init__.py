@@ -96,7 +96,9 @@ def __getattr__(name: str) -> Any:
     if module_name is None:
         raise AttributeError(f"module 'protokit' has no attribute {name!r}")
     module = importlib.import_module(module_name)
-    value = module if module_name.endswith("." + name) else getattr(module, name)
+    # pk.scorers is a module; every other lazy name is an attribute of its module
+    # (pk.compare is the function even though protokit.compare is also a module).
+    value = module if name == "scorers" else getattr(module, name)
     globals()[name] = value
     return value
 
