@@ -23,6 +23,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "lab": ("protokit.cli.lab", "Start JupyterLab on the notebooks."),
     "new": ("protokit.cli.new", "Write a new prototype notebook from a template."),
     "demo": ("protokit.cli.demo", "The whole path offline: compare, validate, promote, test."),
+    "run": ("protokit.cli.run", "Execute a notebook with papermill, typed parameters and the cache."),
+    "validate": ("protokit.cli.validate", "The promotion gate: check a notebook, each finding with its fix."),
+    "promote": ("protokit.cli.promote", "Turn a validated notebook into a module with golden tests."),
 }
 
 

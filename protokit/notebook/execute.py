@@ -1,0 +1,284 @@
+"""Executing notebooks with papermill, model calls through the cache, and a record of each run.
+
+Every execution gets a fresh ``PROTOKIT_RUN_ID`` in the kernel's environment;
+the cache writes each key the kernel uses under that id, and the parent reads
+them back with ``Cache.keys_for_run``. ``protokit run`` stores them (with the
+parameters) in the output notebook's ``metadata.protokit`` and appends the run
+to ``.protokit/runs.json`` beside the notebook, which promote reads to write one
+golden test per recorded parameter set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import hashlib
+import json
+import logging
+import os
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from nbformat import NotebookNode
+
+from protokit.errors import CacheError, ConfigError, NotebookError
+from protokit.notebook.nbfile import (
+    INJECTED,
+    CellError,
+    content_hash,
+    is_exported,
+    read_notebook,
+    tags,
+    write_notebook,
+)
+from protokit.notebook.outputs import outputs_in, printed_in
+from protokit.notebook.params import bind_parameters, find_parameters_cell, parse_parameters
+
+__all__ = ["Execution", "cache_path_for", "execute", "load_runs", "notebook_parameters", "run_notebook"]
+
+RUNS_DIR = ".protokit"
+RUNS_FILE = "runs.json"
+# Keys the promoted module's tests must never need: dropped from the kernel when offline.
+_PROVIDER_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL")
+
+
+@dataclass
+class Execution:
+    """An executed notebook, the cache keys its kernel used, and where parameters were injected."""
+
+    nb: NotebookNode
+    run_id: str
+    cache_keys: list[str]
+    injected_index: int | None
+    seconds: float
+
+    def original_index(self, index: int) -> int:
+        """The source notebook's index of an executed cell (papermill's injected cell shifts them)."""
+        if self.injected_index is not None and index > self.injected_index:
+            return index - 1
+        return index
+
+    def source_cells(self) -> list[Any]:
+        """The executed cells aligned with the source notebook's (injected cell removed)."""
+        return [c for c in self.nb.cells if INJECTED not in tags(c)]
+
+
+def cache_path_for(nb_path: str | os.PathLike[str]) -> Path:
+    """The cache a notebook's kernel uses: $PROTOKIT_CACHE, else protokit.db beside the notebook.
+
+    The kernel runs in the notebook's directory, as in Jupyter, so a relative
+    default resolves there; an explicit PROTOKIT_CACHE is made absolute here.
+    """
+    env = os.environ.get("PROTOKIT_CACHE")
+    if env:
+        return Path(env).expanduser().absolute()
+    return Path(nb_path).absolute().parent / "protokit.db"
+
+
+def _manager_class(env: Mapping[str, str]) -> type:
+    """An async kernel manager that starts kernels with exactly ``env`` (no global os.environ edits)."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class _EnvKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
+            kw["env"] = dict(env)
+            # The kernel's own stderr (transport warnings) is noise here; cell output arrives over ZMQ.
+            kw.setdefault("stdout", subprocess.DEVNULL)
+            kw.setdefault("stderr", subprocess.DEVNULL)
+            await super().start_kernel(**kw)
+
+    return _EnvKernelManager
+
+
+@contextlib.contextmanager
+def _quiet_papermill() -> Iterator[None]:
+    # papermill logs warnings (e.g. a missing parameters cell) through the root handler: keep them out.
+    log = logging.getLogger("papermill")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def execute(path: str | os.PathLike[str], nb: NotebookNode, parameters: Mapping[str, Any] | None = None, *,
+            cache_mode: str | None = None, offline: bool = False, timeout: float = 600.0) -> Execution:
+    """Run a notebook top to bottom in a fresh kernel (papermill); NotebookError names a failing cell."""
+    import papermill
+    from papermill.exceptions import PapermillExecutionError
+
+    nb_path = Path(path).absolute()
+    run_id = uuid.uuid4().hex
+    cache_path = cache_path_for(nb_path)
+    env = dict(os.environ)
+    env.update({"PROTOKIT_RUN_ID": run_id, "PROTOKIT_CACHE": str(cache_path)})
+    if cache_mode:
+        env["PROTOKIT_CACHE_MODE"] = cache_mode
+    if offline:
+        for var in _PROVIDER_KEYS:
+            env.pop(var, None)
+    kernel = (nb.metadata.get("kernelspec") or {}).get("name") or "python3"
+    current: list[int | None] = [None]
+    params = dict(parameters or {})
+    found = find_parameters_cell(nb)
+    injected = None if not params else (found[0] + 1 if found else 0)
+    start = time.perf_counter()
+
+    def fail(index: int | None, detail: str) -> CellError:
+        if index is None:
+            return CellError(detail, cell_index=None, label="the notebook", path=str(path))
+        if injected is not None and index == injected:
+            return CellError(detail, cell_index=found[0] if found else None, label="the injected parameters",
+                             path=str(path))
+        original = index - 1 if injected is not None and index > injected else index
+        return CellError(detail, cell_index=original, cell=nb.cells[original], path=str(path))
+
+    try:
+        with _quiet_papermill():
+            executed = papermill.execute_notebook(
+                copy.deepcopy(nb), None, parameters=params or None, kernel_name=kernel, progress_bar=False,
+                log_output=False, cwd=str(nb_path.parent), request_save_on_cell_execute=False,
+                execution_timeout=timeout, kernel_manager_class=_manager_class(env),
+                on_cell_start=lambda cell, cell_index: current.__setitem__(0, cell_index))
+    except PapermillExecutionError as exc:
+        raise fail(exc.cell_index, f"raised {exc.ename}: {_first(exc.evalue)}") from None
+    except Exception as exc:  # dead kernel, timeout, kernel that cannot start
+        raise fail(current[0], f"did not finish: {type(exc).__name__}: {_first(str(exc))}") from None
+    # papermill lets sys.exit(0) pass and stops there: a module must not exit, so it is an error.
+    for i, cell in enumerate(executed.cells):
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                note = " (a module must not exit the interpreter)" if out.get("ename") == "SystemExit" else ""
+                raise fail(i, f"raised {out.get('ename')}: {_first(out.get('evalue', ''))}{note}")
+    return Execution(executed, run_id, _keys_for_run(cache_path, run_id), injected,
+                     time.perf_counter() - start)
+
+
+def _first(text: str) -> str:
+    line = str(text).strip().splitlines()[0] if str(text).strip() else ""
+    return line if len(line) <= 200 else line[:199] + "…"
+
+
+def _keys_for_run(cache_path: Path, run_id: str) -> list[str]:
+    if not cache_path.exists():
+        return []
+    from protokit.cache import Cache
+
+    try:
+        with Cache(cache_path, "replay", create=False) as cache:
+            return cache.keys_for_run(run_id)
+    except CacheError:
+        return []
+
+
+def notebook_parameters(nb: NotebookNode) -> tuple[int | None, list[Any]]:
+    """(index of the parameters cell or None, its parsed parameters); NotebookError names the cell."""
+    found = find_parameters_cell(nb)
+    if found is None:
+        return None, []
+    index, cell = found
+    try:
+        return index, parse_parameters(str(cell.source))
+    except NotebookError as exc:
+        raise CellError(str(exc), cell_index=index, cell=cell) from None
+
+
+def _jsonable(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=list))
+
+
+def run_notebook(path: str | os.PathLike[str], parameters: Mapping[str, Any] | None = None,
+                 output_path: str | os.PathLike[str] | None = None, cache_mode: str | None = None) -> Path:
+    """Execute a notebook with papermill and typed parameters; returns the executed notebook's path.
+
+    The output notebook's ``metadata.protokit`` records the parameters, the cache
+    keys the run used and the notebook's hash; the run is also appended to
+    ``.protokit/runs.json`` beside the notebook for promote.
+    """
+    nb_path = Path(path)
+    nb = read_notebook(nb_path)
+    _, params = notebook_parameters(nb)
+    bound = bind_parameters(params, parameters or {})
+    if cache_mode is not None and cache_mode not in ("auto", "record", "replay", "off"):
+        raise ConfigError(f"unknown cache mode {cache_mode!r}; use auto, record, replay or off")
+    run = execute(nb_path, nb, bound, cache_mode=cache_mode)
+    digest = content_hash(nb)
+    values = _jsonable(bound)
+    run.nb.metadata["protokit"] = {
+        "version": 1,
+        "source": nb_path.name,
+        "notebook_hash": digest,
+        "run_id": run.run_id,
+        "parameters": values,
+        "cache_keys": run.cache_keys,
+        "cache_mode": cache_mode or os.environ.get("PROTOKIT_CACHE_MODE") or "auto",
+        "executed_at": _now(),
+    }
+    if output_path is None:
+        tag = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:8]
+        output_path = nb_path.absolute().parent / RUNS_DIR / "runs" / f"{nb_path.stem}-{tag}.ipynb"
+    out = write_notebook(run.nb, output_path)
+    exported = [c for c, src in zip(run.source_cells(), nb.cells, strict=True) if is_exported(src)]
+    record_run(nb_path, {
+        "notebook": nb_path.name, "notebook_hash": digest, "run_id": run.run_id, "parameters": values,
+        "cache_keys": run.cache_keys, "outputs": outputs_in(exported), "stdout": printed_in(exported),
+        "output_path": os.path.relpath(out.absolute(), nb_path.absolute().parent), "created_at": _now(),
+    })
+    return out
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+# -- the run record ----------------------------------------------------------------
+def _runs_file(nb_path: Path) -> Path:
+    return nb_path.absolute().parent / RUNS_DIR / RUNS_FILE
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "a") as lock:
+        try:
+            import fcntl
+
+            fcntl.flock(lock, fcntl.LOCK_EX)  # two runs finishing together must not drop a record
+        except ImportError:  # Windows: last writer wins
+            pass
+        yield
+
+
+def _read_runs(file: Path) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    runs = data.get("runs") if isinstance(data, dict) else None
+    return [r for r in runs if isinstance(r, dict)] if isinstance(runs, list) else []
+
+
+def record_run(nb_path: Path, record: dict[str, Any]) -> None:
+    """Add a run to ``.protokit/runs.json``; a run with the same notebook and parameters replaces it."""
+    file = _runs_file(nb_path)
+    with _locked(file):
+        same = json.dumps(record["parameters"], sort_keys=True)
+        runs = [r for r in _read_runs(file) if not (r.get("notebook") == record["notebook"]
+                                                     and json.dumps(r.get("parameters"), sort_keys=True) == same)]
+        runs.append(record)
+        tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"runs": runs}, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, file)
+
+
+def load_runs(nb_path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The recorded runs of this notebook (any version of it), oldest first."""
+    p = Path(nb_path)
+    return [r for r in _read_runs(_runs_file(p)) if r.get("notebook") == p.name]

@@ -1,0 +1,36 @@
+"""What a promoted module imports from protokit: argument checks, output collection, JSON output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Callable
+from typing import Any
+
+from protokit.notebook.outputs import collect_outputs, encode_value
+from protokit.notebook.params import ParameterTypeError, check_value, parse_text
+
+__all__ = ["ParameterTypeError", "check", "cli_type", "collect_outputs", "to_json"]
+
+
+def check(name: str, value: Any, type_text: str) -> Any:
+    """The argument coerced to the parameter's type; a one-line ParameterTypeError naming it otherwise."""
+    return check_value(name, value, type_text)
+
+
+def cli_type(name: str, type_text: str) -> Callable[[str], Any]:
+    """An argparse ``type=`` that parses a command-line string into the parameter's type."""
+
+    def parse(text: str) -> Any:
+        try:
+            return parse_text(name, text, type_text)
+        except ParameterTypeError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    parse.__name__ = type_text  # argparse names the type in its messages
+    return parse
+
+
+def to_json(result: Any) -> str:
+    """run()'s outputs as indented JSON (frames in split form)."""
+    return json.dumps(encode_value(result, "outputs"), indent=2, ensure_ascii=False)
