@@ -105,3 +105,8 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_LAZY))
+
+
+def load_ipython_extension(ipython: Any) -> None:
+    """``%load_ext protokit``: register the ``%%compare`` magic."""
+    importlib.import_module("protokit.magics").load_ipython_extension(ipython)

@@ -138,7 +138,7 @@ def run_demo(out_dir: str | os.PathLike[str] = "protokit-demo", *, live: bool = 
             result.outputs = _declared_outputs(nb_path)
 
             t = _step(say, "2/4 validate re-execute in a fresh kernel, replaying calls from the cache")
-            report = validate(nb_path)
+            report = validate(nb_path)  # type: ignore[operator]
             result.seconds["validate"] = _done(say, t)
             if not report.ok:
                 for finding in report.findings:
