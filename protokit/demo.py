@@ -109,7 +109,8 @@ def _pytest(tests: Path, env: dict[str, str]) -> tuple[int, int, str]:
 def run_demo(out_dir: str | os.PathLike[str] = "protokit-demo", *, live: bool = False,
              name: str = "triage", say: Callable[[str], None] = print) -> DemoResult:
     """Run the whole path and return what happened; ``say`` receives progress lines."""
-    from protokit.notebook import run_notebook, validate
+    from protokit.notebook.execute import run_notebook
+    from protokit.notebook.validate import validate
     from protokit.promote import promote
 
     out = Path(out_dir).absolute()
@@ -138,7 +139,7 @@ def run_demo(out_dir: str | os.PathLike[str] = "protokit-demo", *, live: bool = 
             result.outputs = _declared_outputs(nb_path)
 
             t = _step(say, "2/4 validate re-execute in a fresh kernel, replaying calls from the cache")
-            report = validate(nb_path)  # type: ignore[operator]
+            report = validate(nb_path)
             result.seconds["validate"] = _done(say, t)
             if not report.ok:
                 for finding in report.findings:
