@@ -298,3 +298,12 @@ def test_translators_non_finite_and_unsupported() -> None:
 
 def test_templates_are_found() -> None:
     assert (templates_dir() / "module.py.j2").is_file() and (templates_dir() / "test_module.py.j2").is_file()
+
+
+def test_injected_parameters_become_the_first_case(tmp_path: Path, _sandbox_server: Any) -> None:
+    nb = make_notebook(tmp_path / "sq.ipynb", ("n: int = 2", ["parameters"]),
+                       "import protokit as pk\npk.output('square', n * n)\nprint(n)")
+    with recording(tmp_path, _sandbox_server):
+        run_notebook(nb, {"n": 3}, output_path=nb)  # saved with papermill's injected cell: n = 3
+        result = promote(nb, "sq", tmp_path / "out")
+    assert [(c.id, c.params, c.outputs) for c in result.cases] == [("n=3", {"n": 3}, {"square": 9})]

@@ -5,8 +5,7 @@
 >>> report.ok, [str(f) for f in report.findings]
 >>> run_notebook("triage.ipynb", {"n_cases": 5}, output_path="out.ipynb")
 
-Submodules load on first use: papermill and nbclient only when a notebook runs. The
-gate lives in ``protokit.notebook.gate`` so that no submodule shadows ``validate``.
+Submodules load on first use: papermill and nbclient only when a notebook runs.
 """
 
 from __future__ import annotations
@@ -14,9 +13,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# Eager and light: binding the function here keeps the submodule of the same name from shadowing it.
+from protokit.notebook.validate import validate
+
 if TYPE_CHECKING:  # the names below load lazily at run time
     from protokit.notebook.execute import load_runs, run_notebook
-    from protokit.notebook.gate import Finding, Report, validate
+    from protokit.notebook.gate import Finding, Report
     from protokit.notebook.outputs import MIME, output
     from protokit.notebook.params import Parameter, parse_parameters
 
@@ -41,7 +43,6 @@ _LAZY = {
     "load_runs": "protokit.notebook.execute",
     "Finding": "protokit.notebook.gate",
     "Report": "protokit.notebook.gate",
-    "validate": "protokit.notebook.gate",
 }
 
 

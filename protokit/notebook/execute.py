@@ -38,7 +38,7 @@ from protokit.notebook.nbfile import (
     write_notebook,
 )
 from protokit.notebook.outputs import outputs_in, printed_in
-from protokit.notebook.params import bind_parameters, find_parameters_cell, parse_parameters
+from protokit.notebook.params import bind_parameters, find_parameters_cell, injected_values, parse_parameters
 
 __all__ = ["Execution", "cache_path_for", "execute", "load_runs", "notebook_parameters", "run_notebook"]
 
@@ -57,16 +57,19 @@ class Execution:
     cache_keys: list[str]
     injected_index: int | None
     seconds: float
+    inserted: bool = False
 
     def original_index(self, index: int) -> int:
-        """The source notebook's index of an executed cell (papermill's injected cell shifts them)."""
-        if self.injected_index is not None and index > self.injected_index:
+        """The source notebook's index of an executed cell (a newly injected cell shifts them)."""
+        if self.inserted and self.injected_index is not None and index > self.injected_index:
             return index - 1
         return index
 
     def source_cells(self) -> list[Any]:
-        """The executed cells aligned with the source notebook's (injected cell removed)."""
-        return [c for c in self.nb.cells if INJECTED not in tags(c)]
+        """The executed cells aligned with the source notebook's (the cell papermill added removed)."""
+        if not self.inserted:
+            return list(self.nb.cells)
+        return [c for i, c in enumerate(self.nb.cells) if i != self.injected_index]
 
 
 def cache_path_for(nb_path: str | os.PathLike[str]) -> Path:
@@ -81,13 +84,18 @@ def cache_path_for(nb_path: str | os.PathLike[str]) -> Path:
     return Path(nb_path).absolute().parent / "protokit.db"
 
 
-def _manager_class(env: Mapping[str, str]) -> type:
-    """An async kernel manager that starts kernels with exactly ``env`` (no global os.environ edits)."""
+def _manager_class(env: Mapping[str, str], cwd: Path) -> type:
+    """A kernel manager that starts kernels with exactly ``env`` in ``cwd``.
+
+    Setting both at launch, rather than through os.environ and papermill's ``cwd=``
+    (a process-wide chdir), keeps concurrent executions in one process apart.
+    """
     from jupyter_client.manager import AsyncKernelManager
 
     class _EnvKernelManager(AsyncKernelManager):
         async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
             kw["env"] = dict(env)
+            kw["cwd"] = str(cwd)
             # The kernel's own stderr (transport warnings) is noise here; cell output arrives over ZMQ.
             kw.setdefault("stdout", subprocess.DEVNULL)
             kw.setdefault("stderr", subprocess.DEVNULL)
@@ -128,7 +136,10 @@ def execute(path: str | os.PathLike[str], nb: NotebookNode, parameters: Mapping[
     current: list[int | None] = [None]
     params = dict(parameters or {})
     found = find_parameters_cell(nb)
-    injected = None if not params else (found[0] + 1 if found else 0)
+    # papermill replaces an injected-parameters cell the notebook already has, else inserts one.
+    existing = next((i for i, c in enumerate(nb.cells) if INJECTED in tags(c)), None)
+    inserted = bool(params) and existing is None
+    injected = None if not params else (existing if existing is not None else (found[0] + 1 if found else 0))
     start = time.perf_counter()
 
     def fail(index: int | None, detail: str) -> CellError:
@@ -137,15 +148,15 @@ def execute(path: str | os.PathLike[str], nb: NotebookNode, parameters: Mapping[
         if injected is not None and index == injected:
             return CellError(detail, cell_index=found[0] if found else None, label="the injected parameters",
                              path=str(path))
-        original = index - 1 if injected is not None and index > injected else index
+        original = index - 1 if inserted and injected is not None and index > injected else index
         return CellError(detail, cell_index=original, cell=nb.cells[original], path=str(path))
 
     try:
         with _quiet_papermill():
             executed = papermill.execute_notebook(
                 copy.deepcopy(nb), None, parameters=params or None, kernel_name=kernel, progress_bar=False,
-                log_output=False, cwd=str(nb_path.parent), request_save_on_cell_execute=False,
-                execution_timeout=timeout, kernel_manager_class=_manager_class(env),
+                log_output=False, request_save_on_cell_execute=False,
+                execution_timeout=timeout, kernel_manager_class=_manager_class(env, nb_path.parent),
                 on_cell_start=lambda cell, cell_index: current.__setitem__(0, cell_index))
     except PapermillExecutionError as exc:
         raise fail(exc.cell_index, f"raised {exc.ename}: {_first(exc.evalue)}") from None
@@ -158,7 +169,7 @@ def execute(path: str | os.PathLike[str], nb: NotebookNode, parameters: Mapping[
                 note = " (a module must not exit the interpreter)" if out.get("ename") == "SystemExit" else ""
                 raise fail(i, f"raised {out.get('ename')}: {_first(out.get('evalue', ''))}{note}")
     return Execution(executed, run_id, _keys_for_run(cache_path, run_id), injected,
-                     time.perf_counter() - start)
+                     time.perf_counter() - start, inserted)
 
 
 def _first(text: str) -> str:
@@ -210,7 +221,8 @@ def run_notebook(path: str | os.PathLike[str], parameters: Mapping[str, Any] | N
         raise ConfigError(f"unknown cache mode {cache_mode!r}; use auto, record, replay or off")
     run = execute(nb_path, nb, bound, cache_mode=cache_mode)
     digest = content_hash(nb)
-    values = _jsonable(bound)
+    # With no parameters papermill leaves an injected cell from an earlier run in place: its values ran.
+    values = _jsonable(bound if bound else injected_values(nb))
     run.nb.metadata["protokit"] = {
         "version": 1,
         "source": nb_path.name,

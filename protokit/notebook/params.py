@@ -28,6 +28,7 @@ __all__ = [
     "check_value",
     "cli_parameters",
     "find_parameters_cell",
+    "injected_values",
     "parse_parameters",
     "parse_text",
 ]
@@ -286,6 +287,21 @@ def find_parameters_cell(nb: Any) -> tuple[int, Any] | None:
         i, c = hits[0]
         raise CellError("tagged `parameters` but not a code cell", cell_index=i, cell=c)
     return hits[0] if hits else None
+
+
+def injected_values(nb: Any) -> dict[str, Any]:
+    """The values in papermill's injected-parameters cell, if the notebook has one (saved from a run)."""
+    from protokit.notebook.nbfile import INJECTED, CellError, tags
+
+    values: dict[str, Any] = {}
+    for index, cell in enumerate(nb.cells):
+        if INJECTED in tags(cell):
+            try:
+                values.update({p.name: p.default for p in parse_parameters(str(cell.source))})
+            except NotebookError as exc:
+                raise CellError(f"papermill's injected parameters are not literal assignments: {exc}",
+                                cell_index=index, cell=cell) from None
+    return values
 
 
 def bind_parameters(parameters: list[Parameter], given: Mapping[str, Any]) -> dict[str, Any]:

@@ -176,20 +176,23 @@ def promote(path: str | os.PathLike[str], name: str, out_dir: str | os.PathLike[
 def _cases(path: str | os.PathLike[str], report: Any, exported: list[Any], notes: list[str]) -> list[Any]:
     from protokit.notebook.execute import load_runs
     from protokit.notebook.outputs import outputs_in, printed_in
+    from protokit.notebook.params import injected_values
     from protokit.promote.codegen import Case
 
     taken: set[str] = set()
     defaults = {p.name: p.default for p in report.parameters}
-    cases = [Case(_case_id({}, taken), {}, outputs_in(exported), printed_in(exported),
+    # A notebook saved from `protokit run -o NB.ipynb` ran with papermill's injected values, not the defaults.
+    stored = {k: v for k, v in injected_values(report.nb).items() if k in defaults and v != defaults[k]}
+    cases = [Case(_case_id(stored, taken), stored, outputs_in(exported), printed_in(exported),
                   list(report.execution.cache_keys))]
-    seen = {json.dumps(defaults, sort_keys=True)}
+    seen = {json.dumps({**defaults, **stored}, sort_keys=True, default=list)}
     stale = 0
     for record in load_runs(path):
         if record.get("notebook_hash") != report.notebook_hash:
             stale += 1
             continue
         params = record.get("parameters") or {}
-        full = json.dumps({**defaults, **params}, sort_keys=True)
+        full = json.dumps({**defaults, **params}, sort_keys=True, default=list)
         if full in seen or not set(params) <= set(defaults):
             continue
         seen.add(full)
@@ -245,7 +248,7 @@ def _generate(path: str | os.PathLike[str], name: str, out: Path, report: Any, c
                            "please report this with the notebook") from None
     keys = [k for case in cases for k in case.cache_keys]
     cassette_text = _cassette(path, keys)
-    _, seconds = check_module(module_src, name, cassette_text, cases)
+    _, seconds = check_module(module_src, name, cassette_text, cases, Path(path).absolute().parent)
     result.seconds["differential"] = seconds
     tests_src = format_source(render_tests(name=name, source=source, cases=cases), f"test_{name}.py")
     result.cases = cases

@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import importlib.util
 import io
+import posixpath
 import subprocess
 import sys
 import tokenize
@@ -254,15 +255,17 @@ def render_module(*, name: str, source: str, notebook_hash: str, title: str, des
         description=_docstring_text(description), params=[_param_view(p) for p in parameters],
         imports=layout.imports, hoisted=layout.hoisted, has_outputs=layout.has_outputs,
         body=indent(body, " " * (8 if layout.has_outputs else 4)), prog=translate_str(name),
-        cli_description=translate_str(title or name))
+        cli_description=translate_str(title or name), workdir=posixpath.dirname(source) or ".")
 
 
 def render_tests(*, name: str, source: str, cases: Sequence[Case]) -> str:
     """The source of tests/test_NAME.py."""
     views = [{"id": translate_str(c.id), "params": translate(c.params), "outputs": translate(c.outputs),
               "stdout": translate_str(c.stdout)} for c in cases]
+    workdir = posixpath.dirname(source) or "."
     template = _environment().get_template("test_module.py.j2")
-    return template.render(name=name, name_lit=translate_str(name), source=source, cases=views)
+    return template.render(name=name, name_lit=translate_str(name), source=source, cases=views,
+                           workdir=translate_str(workdir))
 
 
 def format_source(text: str, filename: str) -> str:

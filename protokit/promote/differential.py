@@ -31,11 +31,10 @@ __all__ = ["check_module"]
 _DROP_ENV = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "PROTOKIT_RUN_ID")
 
 
-def check_module(module_source: str, name: str, cassette_text: str, cases: Sequence[Case],
+def check_module(module_source: str, name: str, cassette_text: str, cases: Sequence[Case], workdir: Path,
                  timeout: float = 600.0) -> tuple[list[dict[str, Any]], float]:
-    """Run the module on every case in a subprocess; PromoteError listing every difference.
-
-    Returns the child's results and the seconds it took.
+    """Run the module on every case in a subprocess, in ``workdir`` (the notebook's folder, as its
+    kernel was); PromoteError listing every difference. Returns the child's results and its seconds.
     """
     with tempfile.TemporaryDirectory(prefix="protokit-promote-") as tmp:
         root = Path(tmp)
@@ -49,7 +48,7 @@ def check_module(module_source: str, name: str, cassette_text: str, cases: Seque
             done = subprocess.run(
                 [sys.executable, "-m", "protokit.promote.differential", str(root / f"{name}.py"),
                  str(root / "cassette.json"), str(root / "cases.json"), str(root / "results.json")],
-                cwd=tmp, env=env, capture_output=True, text=True, timeout=timeout, check=False)
+                cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
             raise PromoteError(f"the generated module did not finish within {timeout:.0f} s") from None
         seconds = time.perf_counter() - start
