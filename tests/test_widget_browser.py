@@ -40,16 +40,19 @@ CHROME_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 MODELS = ["openai:simulated-small", "openai:simulated-large"]
-N_CASES = 5
+# Tickets where the simulated models agree and where the small one goes wrong.
+ROWS = [0, 1, 3, 8, 11, 15]
+N_CASES = len(ROWS)
 
 SETUP = f"""import pandas as pd
 import protokit as pk
 
-cases = pd.read_csv({str(DATA / "tickets.csv")!r}).head({N_CASES})
-checks = [pk.scorers.exact("label", ignore_case=True)]"""
+cases = pd.read_csv({str(DATA / "tickets.csv")!r}).iloc[{ROWS!r}]
+checks = [pk.scorers.exact("label", ignore_case=True, ignore_punctuation=True, name="accuracy")]
+SYSTEM = "Classify the support message: billing, technical, account, shipping or other. Answer with the category."
+"""
 WIDGET = f"""w = pk.Compare(models={MODELS!r},
-               prompt="Classify this support ticket as billing, account, shipping or technical.\\n\\n{{ticket}}",
-               cases=cases, scorers=checks)
+               prompt="{{ticket}}", system=SYSTEM, cases=cases, scorers=checks)
 w"""
 # A second, slow widget (one call at a time) to cancel mid-run.
 SLOW = f"""slow = pk.Compare(models=[{MODELS[1]!r}], prompt="{{ticket}}", cases=cases, concurrency=1)
