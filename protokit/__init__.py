@@ -34,7 +34,7 @@ from protokit.errors import (
     ServerError,
     TimeoutError_,
 )
-from protokit.models import Model, Response, model, providers, register, set_price
+from protokit.models import Model, Response, fallback, model, providers, register, set_price
 
 __version__ = "0.1.0"
 
@@ -80,6 +80,7 @@ __all__ = [
     "cache",
     "compare",
     "estimate",
+    "fallback",
     "load_run",
     "model",
     "output",

@@ -58,11 +58,12 @@ async def execute(
     request: Request,
     on_chunk: Callable[[str], None] | None = None,
     *,
-    policy: RetryPolicy = DEFAULT_POLICY,
+    policy: RetryPolicy | None = None,
     on_retry: Callable[[ProviderError], None] | None = None,
     counter: list[int] | None = None,
 ) -> Response:
-    """One call through the cache and the provider, with retries."""
+    """One call through the cache and the provider, with retries (``DEFAULT_POLICY`` when None)."""
+    policy = policy or DEFAULT_POLICY
     cache = cache_mod.get_cache() if model.cacheable else None
     mode = cache.mode if cache is not None else "off"
     key = None

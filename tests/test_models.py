@@ -206,3 +206,32 @@ def test_registry_accepts_a_third_party_provider():
     register("upper", Upper)
     assert "upper" in pk.providers()
     assert pk.model("upper:any").complete("plug in").text == "PLUG IN"
+
+
+def test_fallback_uses_the_next_provider_when_one_fails(sandbox):
+    down = pk.model("openai:primary", base_url="http://127.0.0.1:9/v1", api_key="k")  # nothing listens there
+    backup = anthropic_model(sandbox)
+    m = pk.fallback(down, backup)
+    from protokit import runner
+
+    saved = runner.DEFAULT_POLICY
+    runner.DEFAULT_POLICY = runner.RetryPolicy(retries=1, base_delay=0.01)
+    try:
+        r = m.complete("answer anyway")
+    finally:
+        runner.DEFAULT_POLICY = saved
+    assert r.text == "answer anyway" and r.model == "anthropic:echo"
+    assert [mid for mid, _ in m.errors] == ["openai:primary"]
+    assert isinstance(m.errors[0][1], pk.ProviderConnectionError)
+    # Replay takes the same path: the primary has no recording, the backup answers from the cache.
+    pk.cache.configure(mode="replay")
+    assert m.complete("answer anyway").cached
+
+
+def test_fallback_raises_the_last_error_when_every_model_fails(sandbox):
+    sandbox.set_faults("400=1.0", seed=1)
+    m = pk.fallback(openai_model(sandbox), anthropic_model(sandbox))
+    with pytest.raises(pk.BadRequestError, match="every model failed"):
+        m.complete("nobody home")
+    with pytest.raises(pk.ConfigError, match="at least two"):
+        pk.fallback("openai:x")

@@ -5,16 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 from protokit.models.base import AsyncStream, Model, Request, Response, Stream, Usage
+from protokit.models.fallback import FallbackModel, fallback
 from protokit.models.prices import get_price, set_price
 from protokit.models.registry import get_provider, providers, register
 
 __all__ = [
     "AsyncStream",
+    "FallbackModel",
     "Model",
     "Request",
     "Response",
     "Stream",
     "Usage",
+    "fallback",
     "get_price",
     "get_provider",
     "model",

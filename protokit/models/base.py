@@ -29,6 +29,7 @@ __all__ = [
     "Stream",
     "Usage",
     "normalize_messages",
+    "run_pipeline",
     "set_pipeline",
 ]
 
@@ -159,6 +160,12 @@ def set_pipeline(pipeline: Pipeline) -> None:
     """Install the function every ``complete``/``stream`` goes through (done by the runner)."""
     global _pipeline
     _pipeline = pipeline
+
+
+async def run_pipeline(model: Model, request: Request,
+                       on_chunk: Callable[[str], None] | None = None) -> Response:
+    """Make one call through the installed pipeline (cache, retries), as complete() does."""
+    return await _pipeline(model, request, on_chunk)
 
 
 def normalize_messages(prompt: Prompt, system: str | None = None) -> tuple[Message, ...]:

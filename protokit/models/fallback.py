@@ -1,0 +1,67 @@
+"""A model that falls back to the next one when a provider fails.
+
+``pk.fallback("openai:gpt-4.1-mini", "anthropic:claude-haiku-4-5")`` asks the
+first model; when its call ends in a provider error (after the runner's own
+retries) it asks the next. Each inner call goes through the cache under its own
+model id, so a replay takes the same path as the recording: a model with no
+recorded answer counts as failed and the next is tried.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from protokit.errors import CacheMiss, ConfigError, MissingKeyError, ProviderError
+from protokit.models import base
+from protokit.models.base import Model, Request, Response
+
+__all__ = ["FallbackModel", "fallback"]
+
+
+class FallbackModel(Model):
+    """Tries each model in order; the Response names the model that answered."""
+
+    provider = "fallback"
+    cacheable = False  # the inner models' calls are cached, each under its own id
+
+    def __init__(self, models: list[Model], *, name: str | None = None) -> None:
+        if len(models) < 2:
+            raise ConfigError("pk.fallback() needs at least two models, e.g. pk.fallback('openai:a', 'anthropic:b')")
+        self.models = models
+        # Options are the inner models' business; accept the union so callers can pass any of them.
+        self.options = frozenset().union(*(m.options for m in models))  # type: ignore[misc]
+        super().__init__(name or "|".join(m.id for m in models))
+        self.errors: list[tuple[str, Exception]] = []
+
+    def __repr__(self) -> str:
+        return "pk.fallback(" + ", ".join(repr(m.id) for m in self.models) + ")"
+
+    async def call(self, request: Request, on_chunk: Callable[[str], None] | None = None) -> Response:
+        """Ask each model in turn until one answers; raise the last error when none does."""
+        last: Exception | None = None
+        self.errors = []
+        for model in self.models:
+            options = {k: v for k, v in request.options.items() if k in model.options}
+            inner = Request(model.provider, model.name, request.messages, options, request.sample, request.stream)
+            try:
+                return await base.run_pipeline(model, inner, on_chunk)
+            except (ProviderError, CacheMiss, MissingKeyError) as exc:
+                # A missing key or an unrecorded answer means this provider cannot answer here: try the next.
+                self.errors.append((model.id, exc))
+                last = exc
+        assert last is not None
+        if isinstance(last, ProviderError):
+            raise type(last)(f"every model failed; last: {last}", status=last.status, model=self.id) from last
+        raise last
+
+
+def fallback(*specs: Any, name: str | None = None, **options: Any) -> FallbackModel:
+    """A model that asks ``specs[0]`` and, when its provider fails, the next, and so on.
+
+    Each spec is anything ``pk.model`` accepts; ``options`` are given to each one it is
+    built from a string.
+    """
+    from protokit.models import model
+
+    return FallbackModel([model(s, **options) if not isinstance(s, Model) else s for s in specs], name=name)
