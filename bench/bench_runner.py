@@ -100,7 +100,8 @@ PRELUDE = """
 import json, os, resource, time, sys
 BASE, CONC, TMP = {base!r}, {conc}, {tmp!r}
 MODELS = {models!r}
-WORK = [(m, f"Classify support ticket #{{i}}: my order {{i}} never arrived") for i in range({per_model}) for m in MODELS]
+WORK = [(m, f"Classify support ticket #{{i}}: my order {{i}} never arrived")
+        for i in range({per_model}) for m in MODELS]
 def clock():
     global _cpu0, _wall0
     _cpu0 = time.process_time(); _wall0 = time.perf_counter()

@@ -94,8 +94,7 @@ row = cmp.summary.set_index("model").loc[chosen]
 pk.output("chosen_model", chosen)
 pk.output("accuracy", round(float(row["score_accuracy"]), 4))
 pk.output("cost_per_case_usd", round(float(row["cost_per_case"]), 8))
-pk.output("per_model_accuracy", {m: round(float(a), 4) for m, a in
-                                 zip(cmp.summary["model"], cmp.summary["score_accuracy"])})
+pk.output("per_model_accuracy", cmp.summary.set_index("model")["score_accuracy"].round(4).to_dict())
 '''),
     ])
 
