@@ -9,6 +9,7 @@ written to the run store in batches, and turned into one DataFrame at the end.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 import types
 import warnings
@@ -23,7 +24,7 @@ from protokit.cases import DEFAULT_CONCURRENCY, OnResult, OnStart, Plan, Prompt,
 from protokit.comparison import Comparison, PairedComparison
 from protokit.errors import ConfigError, ProtokitError
 from protokit.estimates import DEFAULT_OUTPUT_TOKENS, TYPICAL_LATENCY_S, Estimate, estimate
-from protokit.runner import Outcome, Progress, Runner
+from protokit.runner import DEFAULT_POLICY, Outcome, Progress, RetryPolicy, Runner
 from protokit.runs import RunStore
 from protokit.scorers import Scorer, ScorerTypeError, to_score
 
@@ -135,6 +136,17 @@ class _Run:
                                   RuntimeWarning, stacklevel=2)
 
 
+def _policy(retries: int | RetryPolicy | None) -> RetryPolicy:
+    """The retry policy for ``retries=``: a count keeps the default backoff."""
+    if retries is None:
+        return DEFAULT_POLICY
+    if isinstance(retries, RetryPolicy):
+        return retries
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ConfigError(f"retries must be a whole number >= 0 or a RetryPolicy, got {retries!r}")
+    return dataclasses.replace(DEFAULT_POLICY, retries=retries)
+
+
 def _fill_error(row: dict[str, Any], error: ProtokitError | None) -> None:
     row["error"] = getattr(error, "kind", None) or _kind(error)
     row["error_status"] = getattr(error, "status", None)
@@ -162,13 +174,16 @@ async def acompare(
     options: Mapping[str, Any] | None = None,
     on_result: OnResult | None = None,
     on_start: OnStart | None = None,
+    retries: int | RetryPolicy | None = None,
+    timeout: float | None = None,
 ) -> Comparison:
     """Async form of :func:`compare` (same arguments); await it inside a running loop."""
     plan = build_plan(models, prompt, cases, scorers, samples=samples, concurrency=concurrency,
                  budget_usd=budget_usd, system=system, options=options)
     store = RunStore.start(plan.meta)
     run = _Run(plan, store, on_result, concurrency)
-    runner = Runner(concurrency=concurrency, budget_usd=budget_usd, on_result=run.on_outcome)
+    runner = Runner(concurrency=concurrency, budget_usd=budget_usd, on_result=run.on_outcome,
+                    policy=_policy(retries), timeout=timeout)
     run.runner = runner
     status = "failed"
     try:
@@ -214,6 +229,8 @@ def compare(
     options: Mapping[str, Any] | None = None,
     on_result: OnResult | None = None,
     on_start: OnStart | None = None,
+    retries: int | RetryPolicy | None = None,
+    timeout: float | None = None,
 ) -> Comparison:
     """Run every case x model x sample and return a :class:`Comparison`.
 
@@ -247,10 +264,15 @@ def compare(
     on_start
         ``fn(runner)`` called before the first call; ``runner.cancel()`` stops the run, and the
         Comparison keeps the finished rows, the rest with ``error="cancelled"``.
+    retries
+        Retries of a retryable error (429, 5xx, timeout, reset): a number (the default backoff
+        otherwise) or a ``RetryPolicy``; None keeps the runner's default (4 retries).
+    timeout
+        Seconds for one call, retries included, beyond each model's own timeout; None: no limit.
     """
     return _aio.run_sync(acompare(models, prompt, cases, scorers, samples=samples, concurrency=concurrency,
                                   budget_usd=budget_usd, system=system, options=options,
-                                  on_result=on_result, on_start=on_start))
+                                  on_result=on_result, on_start=on_start, retries=retries, timeout=timeout))
 
 
 def _total_cost(rows: Sequence[dict[str, Any] | None]) -> float | None:
