@@ -205,6 +205,18 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=list))
 
 
+def _refuse_secret_parameters(bound: Mapping[str, Any]) -> None:
+    """A key passed as a parameter would be written into the executed notebook: refuse it up front."""
+    from protokit.notebook.secrets import find_secrets
+
+    for name, value in bound.items():
+        hits = find_secrets(f"{name} = {json.dumps(value, default=str)}")
+        if hits:
+            raise ConfigError(
+                f"parameter {name!r} looks like a secret ({hits[0].masked}); papermill would write it into the "
+                "executed notebook. Pass keys through environment variables (OPENAI_API_KEY, ANTHROPIC_API_KEY)")
+
+
 def run_notebook(path: str | os.PathLike[str], parameters: Mapping[str, Any] | None = None,
                  output_path: str | os.PathLike[str] | None = None, cache_mode: str | None = None) -> Path:
     """Execute a notebook with papermill and typed parameters; returns the executed notebook's path.
@@ -217,6 +229,7 @@ def run_notebook(path: str | os.PathLike[str], parameters: Mapping[str, Any] | N
     nb = read_notebook(nb_path)
     _, params = notebook_parameters(nb)
     bound = bind_parameters(params, parameters or {})
+    _refuse_secret_parameters(bound)
     if cache_mode is not None and cache_mode not in ("auto", "record", "replay", "off"):
         raise ConfigError(f"unknown cache mode {cache_mode!r}; use auto, record, replay or off")
     run = execute(nb_path, nb, bound, cache_mode=cache_mode)
