@@ -112,6 +112,8 @@ def estimate(
     options: Mapping[str, Any] | None = None,
     on_result: OnResult | None = None,
     on_start: OnStart | None = None,
+    retries: Any = None,
+    timeout: float | None = None,
 ) -> Estimate:
     """What :func:`compare` with the same arguments would cost, without making any call.
 
@@ -120,7 +122,9 @@ def estimate(
     in the cache cost nothing. The cost is None when a model has no known price
     (listed in ``unknown_price``). Time is the calls to run / concurrency x the model's
     median recorded latency (``TYPICAL_LATENCY_S`` = 2 s when none is recorded).
-    Judge calls are counted separately, as if none were cached.
+    Judge calls are counted separately, as if none were cached. ``on_result``,
+    ``on_start``, ``retries`` and ``timeout`` are accepted so the same arguments fit
+    both calls; they change nothing here.
     """
     plan = build_plan(models, prompt, cases, scorers, samples=samples, concurrency=concurrency,
                  budget_usd=budget_usd, system=system, options=options)
