@@ -1,17 +1,27 @@
-"""Write the example notebooks' cells (no outputs) from this file, so their source is reviewable.
+"""Write the example notebooks' cells from this file, so their source is reviewable; record their outputs.
 
-Run: ``.venv/bin/python notebooks/make_notebooks.py``; then ``protokit demo --record-notebooks``
-executes them against the sandbox and stores their outputs and cassettes.
+Run: ``.venv/bin/python notebooks/make_notebooks.py [NAME...]`` writes the cells (no outputs);
+``--record`` then executes each notebook in place against protokit's sandbox (simulated models,
+no keys, no network) with a fresh cache, and exports every call it made to
+``notebooks/cassettes/NAME.json``. tests/test_notebooks.py replays those cassettes.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
 KERNEL = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 
 
@@ -99,11 +109,461 @@ pk.output("per_model_accuracy", cmp.summary.set_index("model")["score_accuracy"]
     ])
 
 
-def main() -> None:
-    """Write every example notebook."""
-    for name, build in {"quickstart": quickstart}.items():
-        nbformat.write(build(), HERE / f"{name}.ipynb")
+def providers() -> nbformat.NotebookNode:
+    """A tour of every kind of model protokit talks to, and of what a Response carries."""
+    return new_notebook(metadata={"kernelspec": KERNEL}, cells=[
+        md("""
+# Providers: OpenAI, Anthropic, local servers and your own code
+
+`pk.model("provider:name", ...)` gives every model the same interface: `complete` (sync, also
+inside Jupyter's running loop), `acomplete` (async), `stream`, options, and a `Response` with the
+text, tokens, cost and latency. Every call goes through protokit's cache, so a re-run replays
+the recorded answers: same results, offline, for free.
+
+**About the answers below.** This notebook was recorded against protokit's offline
+*sandbox* (`protokit sandbox`), a local OpenAI- and Anthropic-compatible server: no keys, no
+network. It answers the model names it does not simulate with deterministic filler words, so
+read the answers for their shape, not their sense.
+
+**With real keys**, set `OPENAI_API_KEY` and `ANTHROPIC_API_KEY` in the environment before
+starting Jupyter (never in a cell: `protokit validate` refuses notebooks that hold keys), leave
+`OPENAI_BASE_URL` and `ANTHROPIC_BASE_URL` unset so the SDKs talk to the providers, and run it:
+`protokit run providers.ipynb`. New calls are recorded in `protokit.db` beside the notebook.
+"""),
+        code('''
+openai_model: str = "openai:gpt-4.1-mini"  # an OpenAI chat model
+anthropic_model: str = "anthropic:claude-haiku-4-5"  # an Anthropic model
+local_model: str = "openai:llama3.2"  # a model served by a local OpenAI-compatible server
+local_url: str = ""  # that server's /v1 address; empty: $OPENAI_BASE_URL, else Ollama's default
+question: str = "In one sentence: why record model calls while prototyping?"  # asked of every model
+''', "parameters"),
+        code("""
+import asyncio
+import os
+
+import protokit as pk
+"""),
+        md("""
+## OpenAI
+
+The key comes from `OPENAI_API_KEY` (or `api_key=`). Options given to `pk.model` are the
+defaults of every call.
+"""),
+        code("""
+gpt = pk.model(openai_model, temperature=0)
+answer = gpt.complete(question)
+print(answer.text)
+"""),
+        md("""
+## Anthropic
+
+The key comes from `ANTHROPIC_API_KEY`. Anthropic requires `max_tokens`; protokit sends 1024
+when none is given.
+"""),
+        code("""
+claude = pk.model(anthropic_model, max_tokens=300)
+print(claude.complete(question).text)
+"""),
+        md("""
+## A local OpenAI-compatible server
+
+Ollama, vLLM, llama.cpp's `llama-server` and LM Studio all speak the OpenAI API: point
+`base_url=` at them. Their usual addresses: Ollama `http://127.0.0.1:11434/v1`, vLLM
+`http://127.0.0.1:8000/v1`, llama.cpp `http://127.0.0.1:8080/v1`, LM Studio
+`http://127.0.0.1:1234/v1`. No key is needed. A local model has no price in protokit's
+table, so give it one (here: free) and its cost is 0 rather than unknown.
+
+In the recorded run `OPENAI_BASE_URL` pointed at the sandbox, which stood in for the server.
+"""),
+        code("""
+# The parameters cell holds literals only, so the environment is read here.
+base_url = local_url or os.environ.get("OPENAI_BASE_URL", "http://127.0.0.1:11434/v1")
+local = pk.model(local_model, base_url=base_url, price={"input": 0.0, "output": 0.0})
+print(local.complete(question).text)
+"""),
+        md("""
+## Your own Python function
+
+Any callable `str -> str`, sync or async, is a model: a rule-based baseline, a retrieval
+pipeline, a call to your own service. It may also accept `system=` and `messages=`. Its calls
+bypass the cache (it is your code, and it may change while you work) and cost nothing unless
+you give it a price.
+"""),
+        code('''
+def keyword_router(prompt: str) -> str:
+    """A rule-based baseline: the first queue with a keyword in the message."""
+    text = prompt.lower()
+    for queue, words in {"billing": ("refund", "charged", "invoice"), "shipping": ("parcel", "tracking")}.items():
+        if any(word in text for word in words):
+            return queue
+    return "other"
+
+
+baseline = pk.model(keyword_router, name="keywords")
+print(baseline.complete("I was charged twice this month").text)
+'''),
+        code('''
+async def shout(prompt: str, system: str | None = None) -> str:
+    """An async model: awaits (a pause standing in for a request to your service), then answers."""
+    await asyncio.sleep(0.01)
+    return prompt.upper()
+
+
+loud = pk.model(shout, name="shout")
+reply = await loud.acomplete("hello from an async function")
+print(reply.model, "->", reply.text, "| cost:", reply.cost_usd)
+'''),
+        md("""
+## Streaming
+
+`m.stream(...)` yields the text as it arrives; `.response` holds the whole `Response` once the
+stream has been read to the end. A replayed answer arrives in one chunk.
+"""),
+        code("""
+stream = gpt.stream("Write two short sentences about notebooks.")
+for chunk in stream:
+    print(chunk, end="", flush=True)
+print()
+print("output tokens:", stream.response.output_tokens)
+"""),
+        md("""
+## Messages and a system prompt
+
+A prompt is a string or a list of chat messages; `system=` adds a system message (Anthropic's
+API takes it apart from the messages, and protokit puts it there).
+"""),
+        code("""
+messages = [
+    {"role": "user", "content": "Name a colour."},
+    {"role": "assistant", "content": "Blue."},
+    {"role": "user", "content": "Another one."},
+]
+print(claude.complete(messages, system="Answer with one word.").text)
+print(gpt.complete([{"role": "system", "content": "Answer with one word."}, *messages]).text)
+"""),
+        md("""
+## Options
+
+Options given to a call override the model's defaults. They are checked before anything is
+sent, with a message that says what is allowed.
+"""),
+        code("""
+short = gpt.complete(question, temperature=0.7, max_tokens=3, seed=7)
+print(short.text, f"(finish reason: {short.finish_reason})")
+try:
+    gpt.complete(question, temprature=0.7)
+except pk.ConfigError as exc:
+    print("ConfigError:", exc)
+"""),
+        md("""
+## What a Response carries
+
+Asking the same question again is answered from the cache (`cached=True`), with the tokens,
+cost and latency of the original call.
+"""),
+        code("""
+again = gpt.complete(question)
+for name in ("model", "provider_model", "input_tokens", "output_tokens", "cost_usd", "cached", "finish_reason"):
+    print(f"{name:>15}: {getattr(again, name)!r}")
+print(f"{'latency_s':>15}: {again.latency_s:.3f} s")
+assert again.text == answer.text
+"""),
+        md("""
+## Falling back to another provider
+
+`pk.fallback(a, b, ...)` asks `a` and, when its provider fails (after the retries), asks `b`.
+Here the first model points at port 9, where nothing listens: it fails with a connection error
+and Anthropic answers. A replay takes the same path offline: the failed call has no recorded
+answer, so the next model is asked.
+"""),
+        code("""
+# One quick retry: the default policy (4 retries with exponential backoff) would make this cell wait.
+default_policy = pk.runner.DEFAULT_POLICY
+pk.runner.DEFAULT_POLICY = pk.runner.RetryPolicy(retries=1, base_delay=0.05)
+try:
+    unreachable = pk.model(openai_model, base_url="http://127.0.0.1:9/v1")
+    resilient = pk.fallback(unreachable, anthropic_model)
+    rescued = resilient.complete("Suggest a name for a support-ticket router.")
+finally:
+    pk.runner.DEFAULT_POLICY = default_policy
+print("failed:     ", [model_id for model_id, _ in resilient.errors])
+print("answered by:", rescued.model)
+print(rescued.text)
+"""),
+        md("## Outputs"),
+        code("""
+pk.output("openai_answer", answer.text)
+pk.output("openai_tokens", {"input": answer.input_tokens, "output": answer.output_tokens})
+pk.output("openai_cost_usd", answer.cost_usd)
+pk.output("fallback_answered_by", rescued.model);
+"""),
+    ])
+
+
+# The example prototype's work cell, written into it by the promote notebook.
+PROTOTYPE_WORK = '''
+SYSTEM = (
+    "Route the customer support message to one queue: billing, technical, account, "
+    "shipping or other. Answer with the queue only, in lower case."
+)
+reply = pk.model(model, temperature=0).complete(ticket, system=SYSTEM)
+queue = reply.text.strip().lower().rstrip(".")
+print(f"{ticket!r} -> {queue}")
+'''
+
+
+def promote_tour() -> nbformat.NotebookNode:
+    """A small prototype notebook, run, validated and promoted to a tested module, step by step."""
+    return new_notebook(metadata={"kernelspec": KERNEL}, cells=[
+        md("""
+# From notebook to module: validate and promote, step by step
+
+A prototype notebook becomes a tested Python module in three steps:
+
+1. **run** it (`protokit run`, or `run_notebook` from Python): papermill executes it with
+   typed parameters, every model call goes through the cache, and the run is recorded;
+2. **validate** it (`protokit validate`): the promotion gate checks the parameters, the
+   order, names, magics and secrets, then re-executes it in a fresh kernel with the calls
+   replayed and no keys, and compares the outputs with the stored ones;
+3. **promote** it (`protokit promote`): a module with a `run(**parameters)` function, golden
+   tests (one per recorded parameter set) and a cassette of the recorded calls, so the tests
+   pass offline.
+
+This notebook writes a tiny prototype into `promote-example/` (recreated on every run) and
+takes it through the three steps. In the recorded run the prototype's model is simulated by
+protokit's offline sandbox; any `provider:name` works.
+"""),
+        code('''
+model: str = "openai:simulated-medium"  # the model the prototype asks
+second_ticket: str = "My parcel never arrived and the tracking page has not changed."  # a second case to record
+''', "parameters"),
+        code("""
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+import protokit as pk
+from protokit.notebook import load_runs, run_notebook, validate
+from protokit.notebook.outputs import outputs_in
+from protokit.promote import promote
+
+WORK = Path("promote-example")
+shutil.rmtree(WORK, ignore_errors=True)  # a clean start: no earlier runs or generated files
+WORK.mkdir()
+"""),
+        md("""
+## 1. A prototype notebook
+
+A parameters cell (tagged `parameters`, literals only), the work, and `pk.output` for what it
+produces: promote turns the parameters into `run()`'s arguments and the outputs into its result.
+"""),
+        code(f'''
+KERNEL = {{"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}}
+WORK_CELL = """{PROTOTYPE_WORK.strip()}"""
+prototype = new_notebook(metadata={{"kernelspec": KERNEL}}, cells=[
+    new_markdown_cell("# Ticket router\\nRoutes one support message to a queue."),
+    new_code_cell("ticket: str = 'I was charged twice for my subscription.'  # the message\\n"
+                  f"model: str = {{model!r}}  # the model that routes it", metadata={{"tags": ["parameters"]}}),
+    new_code_cell("import protokit as pk"),
+    new_code_cell(WORK_CELL),
+    new_code_cell('pk.output("queue", queue)\\npk.output("tokens", reply.input_tokens + reply.output_tokens)'),
+])
+prototype_path = WORK / "ticket_router.ipynb"
+nbformat.write(prototype, prototype_path)
+for i, cell in enumerate(prototype.cells):
+    tags = cell.metadata.get("tags", [])
+    print(f"--- cell {{i}}: {{cell.cell_type}}" + (f" {{tags}}" if tags else ""))
+    print(cell.source)
+'''),
+        md("""
+## 2. Run it
+
+First top to bottom with its defaults, saved in place (as *Run All* and *Save* in Jupyter
+would), then with a second parameter set. Each run is recorded in
+`promote-example/.protokit/runs.json` with its parameters, outputs and the cache keys of its
+model calls; promote writes one golden test per recorded parameter set.
+"""),
+        code("""
+run_notebook(prototype_path, output_path=prototype_path)
+second = run_notebook(prototype_path, {"ticket": second_ticket})
+print("second run saved as", second.relative_to(Path.cwd().absolute()).as_posix())
+for run in load_runs(prototype_path):
+    print(run["parameters"] or "defaults", "->", run["outputs"])
+"""),
+        code("""
+executed = nbformat.read(prototype_path, as_version=4)
+print("stored outputs:", outputs_in(executed.cells))
+"""),
+        md("""
+## 3. Validate it
+
+`validate` returns a report; `report.ok` is true when nothing blocks promotion.
+"""),
+        code("""
+report = validate(prototype_path)
+print(report.format())
+"""),
+        md("""
+A copy of the prototype with two cells added, an output that uses a name no cell defines and
+a package installed from the notebook, fails the gate with the cell and the fix for each
+finding. Nothing is executed until the static checks pass.
+"""),
+        code("""
+broken = nbformat.read(prototype_path, as_version=4)  # the executed prototype, with two cells added
+broken.cells.append(new_code_cell('pk.output("confident", reply.output_tokens < threshold)'))
+broken.cells.append(new_code_cell("!pip install requests"))
+broken_path = WORK / "broken_router.ipynb"
+nbformat.write(broken, broken_path)
+broken_report = validate(broken_path)
+print(broken_report.format())
+"""),
+        md("""
+## 4. Promote it
+
+`promote` runs the gate again, generates the module and its tests, and checks the module
+against the notebook in a fresh process (the *differential* check) before writing anything.
+"""),
+        code("""
+result = promote(prototype_path, "ticket_router", WORK)
+for path in result.files:
+    print(path.as_posix())
+"""),
+        code("""
+print(result.module_path.read_text())
+"""),
+        code("""
+print(result.test_path.read_text())
+"""),
+        md("""
+## 5. Test the module
+
+The generated tests replay the cassette: no keys, no network. In a project they run with the
+rest of the test suite (`pytest`).
+"""),
+        code("""
+# No keys, endpoints or cache settings: the tests must pass on their own.
+clean_env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "ANTHROPIC_", "PROTOKIT_"))}
+tests = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"],
+                       cwd=WORK, env=clean_env, capture_output=True, text=True)
+passed = re.search(r"(\\d+) passed", tests.stdout)
+# Only the count: pytest's own summary line ends with a timing.
+print(passed.group(0) if passed and tests.returncode == 0 else tests.stdout[-2000:])
+"""),
+        md("## Outputs"),
+        code("""
+pk.output("queue", outputs_in(executed.cells)["queue"])
+pk.output("validation_errors", len(report.errors))
+pk.output("broken_findings", sorted({f.check for f in broken_report.errors}))
+pk.output("generated_files", [path.as_posix() for path in result.files])
+pk.output("tests_passed", int(passed.group(1)) if passed and tests.returncode == 0 else 0);
+"""),
+    ])
+
+
+BUILDERS = {"quickstart": quickstart, "providers": providers, "promote": promote_tour}
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str | None]) -> Iterator[None]:
+    """Set (or, for None, remove) environment variables, which the kernels started inside inherit."""
+    saved = {k: os.environ.get(k) for k in values}
+    try:
+        for k, v in values.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _tidy(path: Path) -> None:
+    """Drop papermill's per-run timings and join streamed chunks, so a re-recording diffs only on content."""
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop("papermill", None)
+    for cell in nb.cells:
+        cell.metadata.pop("papermill", None)
+        cell.metadata.pop("execution", None)
+        joined: list[nbformat.NotebookNode] = []
+        for out in cell.get("outputs", []):
+            last = joined[-1] if joined else None
+            # A streamed answer arrives as one output per chunk; Jupyter shows them as one text, as does a replay.
+            if last is not None and out.output_type == last.output_type == "stream" and out.name == last.name:
+                last.text += out.text
+            else:
+                joined.append(out)
+        if "outputs" in cell:
+            cell.outputs = joined
+    nbformat.write(nb, path)
+
+
+def record(names: list[str]) -> None:
+    """Execute each notebook in place against the sandbox with a fresh cache; export that cache as its cassette.
+
+    Kernels the notebook starts itself (the promote tour's runs) inherit
+    PROTOKIT_CACHE, so their calls land in the same cassette.
+    """
+    from protokit.cache import Cache
+    from protokit.notebook.execute import RUNS_DIR, run_notebook
+    from protokit.sandbox import Sandbox
+
+    cassettes = HERE / "cassettes"
+    cassettes.mkdir(exist_ok=True)
+    runs_dir = HERE / RUNS_DIR
+    had_runs = runs_dir.exists()
+    with tempfile.TemporaryDirectory(prefix="protokit-record-") as tmp, \
+            Sandbox(port=0, script=DATA / "simulated_models.yaml") as sandbox:
+        for name in names:
+            nb_path = HERE / f"{name}.ipynb"
+            cache_path = Path(tmp) / f"{name}.db"
+            env: dict[str, str | None] = {
+                "PROTOKIT_CACHE": str(cache_path), "PROTOKIT_CACHE_MODE": "auto", "PROTOKIT_RUN_ID": None,
+                "PROTOKIT_PRICES": str(DATA / "simulated_prices.json"),
+                "OPENAI_BASE_URL": sandbox.openai_base_url, "ANTHROPIC_BASE_URL": sandbox.anthropic_base_url,
+                # The sandbox ignores keys; the SDKs insist on one.
+                "OPENAI_API_KEY": "sandbox", "ANTHROPIC_API_KEY": "sandbox",
+            }
+            start = time.perf_counter()
+            with _environment(env):
+                run_notebook(nb_path, output_path=nb_path)
+            _tidy(nb_path)
+            with Cache(cache_path, "replay", create=False) as cache:
+                n = cache.export(cassettes / f"{name}.json")
+            print(f"recorded notebooks/{name}.ipynb in {time.perf_counter() - start:.1f} s: "
+                  f"{n} model calls in notebooks/cassettes/{name}.json")
+    if not had_runs:
+        # run_notebook logs each run beside the notebook, for promote; the examples have no use for it.
+        shutil.rmtree(runs_dir, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Write the example notebooks (all, or those named); with --record also execute them and store cassettes."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"notebooks to write: {', '.join(BUILDERS)} "
+                        "[default: all]")
+    parser.add_argument("--record", action="store_true",
+                        help="then execute them against the sandbox and write notebooks/cassettes/NAME.json")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.names) - set(BUILDERS))
+    if unknown:
+        parser.error(f"unknown notebook(s) {', '.join(unknown)}; known: {', '.join(BUILDERS)}")
+    names = args.names or list(BUILDERS)
+    for name in names:
+        nbformat.write(BUILDERS[name](), HERE / f"{name}.ipynb")
         print(f"wrote notebooks/{name}.ipynb")
+    if args.record:
+        record(names)
 
 
 if __name__ == "__main__":
