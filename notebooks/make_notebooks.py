@@ -104,7 +104,8 @@ row = cmp.summary.set_index("model").loc[chosen]
 pk.output("chosen_model", chosen)
 pk.output("accuracy", round(float(row["score_accuracy"]), 4))
 pk.output("cost_per_case_usd", round(float(row["cost_per_case"]), 8))
-pk.output("per_model_accuracy", cmp.summary.set_index("model")["score_accuracy"].round(4).to_dict())
+accuracy_by_model = cmp.summary.set_index("model")["score_accuracy"].round(4).to_dict()
+pk.output("per_model_accuracy", accuracy_by_model);  # `;`: pk.output already shows the value
 '''),
     ])
 

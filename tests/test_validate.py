@@ -272,3 +272,20 @@ def test_stored_volatile_output_is_sanitised(executed: SimpleNamespace) -> None:
     nb = nbformat.read(executed.nb, as_version=4)
     stored = "".join(o.get("text", "") for o in nb.cells[7].outputs)
     assert stored.startswith("done at ") and sanitize_text(stored) == "done at <TIMESTAMP> in <DURATION>\n"
+
+
+def test_a_refused_magic_line_does_not_pile_name_errors_on_later_cells(tmp_path):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from protokit.notebook.validate import validate
+
+    nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb.cells = [new_code_cell("!pip install requests\nimport json\nx = 1", execution_count=1),
+                new_code_cell("print(json.dumps(x))", execution_count=2)]
+    path = tmp_path / "magic.ipynb"
+    nbformat.write(nb, path)
+    report = validate(path, execute_cells=False)
+    checks = [(f.check, f.cell_index) for f in report.findings if f.severity == "error"]
+    assert ("magics", 0) in checks
+    assert not [c for c in checks if c[0] == "names"]

@@ -227,17 +227,27 @@ def _check_code(report: Report, nb: NotebookNode) -> None:
                 report.add("error", "magics", f"line {issue.line} `{issue.text}`: {issue.message}", issue.fix, i)
             for note in rewritten.notes:
                 report.add("note", "magics", f"rewritten for the module: {note}", "", i)
-        if rewritten.refused or rewritten.dropped:
+        if rewritten.dropped:
             continue
+        source = rewritten.source
+        if rewritten.refused:
+            # Blank the refused lines (already reported) so the rest of the cell still counts.
+            lines = source.split("\n")
+            for issue in rewritten.refused:
+                if 0 < issue.line <= len(lines):
+                    line = lines[issue.line - 1]
+                    lines[issue.line - 1] = line[: len(line) - len(line.lstrip())] + "pass"
+            source = "\n".join(lines)
         try:
-            tree = parse_cell(rewritten.source)
+            tree = parse_cell(source)
         except SyntaxError as exc:
-            if exported:
+            if exported and not rewritten.refused:
                 report.add("error", "syntax", f"line {exc.lineno} does not parse: {exc.msg}",
                            "fix the syntax, or tag the cell `explore` to leave it out", i)
             continue
+        # A refused cell still defines its names, so later cells are not blamed for its magic line.
         trees.append((i, tree, exported))
-        if exported:
+        if exported and not rewritten.refused:
             report.sources[i] = rewritten.source
             _check_calls(report, i, tree)
     given = {p.name for p in report.parameters} | report.fallback_names
