@@ -98,7 +98,8 @@ def _now() -> str:
 def _scrub(value: Any, redact: bool = True) -> Any:
     """Drop credential-named keys and redact key-shaped strings (never inside messages)."""
     if isinstance(value, Mapping):
-        return {k: _scrub(v, redact and k != "messages") for k, v in value.items()
+        # Messages are the user's prompts, stored as given; only their role/content keys exist.
+        return {k: v if k == "messages" else _scrub(v, redact) for k, v in value.items()
                 if not (isinstance(k, str) and _SECRET_NAME.search(k))}
     if isinstance(value, (list, tuple)):
         return [_scrub(v, redact) for v in value]
@@ -363,16 +364,23 @@ class Cache:
 
     def put(self, key: str, request: Mapping[str, Any], entry: Mapping[str, Any]) -> None:
         """Store (insert or replace) the entry for a request, secrets stripped; marks the key used."""
+        self.put_many([(key, request, entry)])
+
+    def put_many(self, items: Iterable[tuple[str, Mapping[str, Any], Mapping[str, Any]]]) -> None:
+        """Store several entries in one transaction (one commit instead of one per entry)."""
         if self._mode == "off":
             return
-        row = _row(key, request, entry)
+        rows = [_row(key, request, entry) for key, request, entry in items]
+        if not rows:
+            return
         with self.lock:
             conn = self._db()
             try:
                 with self._tx(conn):
-                    conn.execute(self._PUT, row)
-                    if self._mark(key):
-                        conn.execute(self._USE, (self.run_id, key, row[-1]))
+                    conn.executemany(self._PUT, rows)
+                    uses = [(self.run_id, row[0], row[-1]) for row in rows if self._mark(row[0])]
+                    if uses:
+                        conn.executemany(self._USE, uses)
             except sqlite3.Error as exc:
                 raise CacheError(f"cannot write to cache {self._shown}: {exc}") from exc
 

@@ -11,9 +11,11 @@ every call as an :class:`Outcome`: a response or an error value, never lost.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import random
 import threading
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -101,8 +103,47 @@ async def execute(
             attempt += 1
     if cache is not None and key is not None:
         response.key = key
-        cache.put(key, request.key_dict(), response.entry())
+        batch = _batch.get()
+        if batch is not None:
+            batch.add(cache, key, request.key_dict(), response.entry())
+        else:
+            cache.put(key, request.key_dict(), response.entry())
     return response
+
+
+class _WriteBehind:
+    """Recordings made during one loop iteration, committed together at its end.
+
+    A commit per answer costs more CPU than the rest of protokit's work on a call;
+    answers that arrive in the same iteration share one transaction instead. The
+    window is one loop tick, so a killed process loses at most the answers of that tick.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[cache_mod.Cache, str, dict[str, Any], dict[str, Any]]] = []
+        self.scheduled = False
+
+    def add(self, cache: cache_mod.Cache, key: str, request: dict[str, Any], entry: dict[str, Any]) -> None:
+        self.pending.append((cache, key, request, entry))
+        if not self.scheduled:
+            self.scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Commit what is pending, one transaction per cache file."""
+        self.scheduled = False
+        pending, self.pending = self.pending, []
+        by_cache: dict[int, tuple[cache_mod.Cache, list[tuple[str, dict[str, Any], dict[str, Any]]]]] = {}
+        for cache, key, request, entry in pending:
+            by_cache.setdefault(id(cache), (cache, []))[1].append((key, request, entry))
+        for cache, items in by_cache.values():
+            try:
+                cache.put_many(items)
+            except ProtokitError as exc:  # the answers are still returned; only their recording failed
+                warnings.warn(f"{len(items)} answers were not recorded: {exc}", stacklevel=1)
+
+
+_batch: contextvars.ContextVar[_WriteBehind | None] = contextvars.ContextVar("protokit_batch", default=None)
 
 
 async def _pipeline(model: Model, request: Request, on_chunk: Callable[[str], None] | None) -> Response:
@@ -277,7 +318,13 @@ class Runner:
         self._loop = asyncio.get_running_loop()
         self.progress = Progress(total=len(calls))
         gate = asyncio.Semaphore(self.concurrency)
-        outcomes = await asyncio.gather(*(self._one(call, gate) for call in calls))
+        batch = _WriteBehind()
+        token = _batch.set(batch)  # the tasks gather creates copy this context
+        try:
+            outcomes = await asyncio.gather(*(self._one(call, gate) for call in calls))
+        finally:
+            _batch.reset(token)
+            batch.flush()
         return list(outcomes)
 
     def run_sync(self, calls: Iterable[Call]) -> list[Outcome]:
