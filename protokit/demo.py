@@ -114,15 +114,15 @@ def run_demo(out_dir: str | os.PathLike[str] = "protokit-demo", *, live: bool = 
     from protokit.promote import promote
 
     out = Path(out_dir).absolute()
+    params: dict[str, Any] = {}
+    if live:  # checked before anything is written
+        models, judge = _live_models()
+        params = {"models": models, "judge_model": judge}
     nb_path = _prepare(out)
     data = out / "data"
     env: dict[str, str] = {"PROTOKIT_CACHE": str(out / "protokit.db"), "PROTOKIT_CACHE_MODE": "auto"}
-    params: dict[str, Any] = {}
     sandbox = None
-    if live:
-        models, judge = _live_models()
-        params = {"models": models, "judge_model": judge}
-    else:
+    if not live:
         from protokit.sandbox import Sandbox
 
         models = SIMULATED

@@ -33,11 +33,15 @@ def command(folder: Path | None, port: int | None, sandbox: bool) -> None:
         cmd.append("--allow-root")  # Jupyter refuses to run as root without it
     env = dict(os.environ)
     if sandbox:
+        from protokit.demo import examples_dir
         from protokit.sandbox import Sandbox
 
-        sb = Sandbox(port=0).start()
+        # The example notebooks' simulated models, so they run as they do in `protokit demo`.
+        script = examples_dir() / "data" / "simulated_models.yaml"
+        sb = Sandbox(port=0, script=script if script.is_file() else None).start()
         env.update(OPENAI_BASE_URL=sb.openai_base_url, ANTHROPIC_BASE_URL=sb.anthropic_base_url)
         env.setdefault("OPENAI_API_KEY", "sandbox")
         env.setdefault("ANTHROPIC_API_KEY", "sandbox")
+        env.setdefault("PROTOKIT_PRICES", str(examples_dir() / "data" / "simulated_prices.json"))
         click.echo(f"sandbox on {sb.url} (models are simulated)")
     raise SystemExit(subprocess.call(cmd, env=env))
