@@ -9,16 +9,15 @@ no keys, no network) with a fresh cache, and exports every call it made to
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from protokit._env import environ
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -349,6 +348,8 @@ from pathlib import Path
 import nbformat
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
+from protokit._env import environ
+
 import protokit as pk
 from protokit.notebook import load_runs, run_notebook, validate
 from protokit.notebook.outputs import outputs_in
@@ -470,25 +471,6 @@ pk.output("tests_passed", int(passed.group(1)) if passed and tests.returncode ==
 BUILDERS = {"quickstart": quickstart, "providers": providers, "promote": promote_tour}
 
 
-@contextlib.contextmanager
-def _environment(values: dict[str, str | None]) -> Iterator[None]:
-    """Set (or, for None, remove) environment variables, which the kernels started inside inherit."""
-    saved = {k: os.environ.get(k) for k in values}
-    try:
-        for k, v in values.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 def _tidy(path: Path) -> None:
     """Drop papermill's per-run timings and join streamed chunks, so a re-recording diffs only on content."""
     nb = nbformat.read(path, as_version=4)
@@ -536,7 +518,7 @@ def record(names: list[str]) -> None:
                 "OPENAI_API_KEY": "sandbox", "ANTHROPIC_API_KEY": "sandbox",
             }
             start = time.perf_counter()
-            with _environment(env):
+            with environ(env):
                 run_notebook(nb_path, output_path=nb_path)
             _tidy(nb_path)
             with Cache(cache_path, "replay", create=False) as cache:

@@ -8,17 +8,17 @@ with golden tests, and run those tests with no network and no keys.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from protokit._env import environ
 from protokit.errors import ConfigError, ProtokitError
 
 __all__ = ["DemoResult", "examples_dir", "run_demo"]
@@ -51,21 +51,6 @@ class DemoResult:
     tests_passed: int = 0
     tests_failed: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
-
-
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the kernels this process starts, then restore them."""
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def _live_models() -> tuple[list[str], str]:
@@ -132,7 +117,7 @@ def run_demo(out_dir: str | os.PathLike[str] = "protokit-demo", *, live: bool = 
         say(f"sandbox: {sandbox.url} serving SIMULATED models {', '.join(m.split(':')[1] for m in models)}")
     result = DemoResult(out_dir=out, models=models, simulated=not live)
     try:
-        with _environment(env):
+        with environ(env):
             t = _step(say, "1/4 run      quickstart.ipynb with papermill (40 tickets x 3 models + judge)")
             run_notebook(nb_path, params, output_path=nb_path)
             result.seconds["run"] = _done(say, t)

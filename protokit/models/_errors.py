@@ -15,7 +15,16 @@ from protokit.errors import (
     ServerError,
 )
 
-__all__ = ["by_status", "retry_after"]
+__all__ = ["body_message", "by_status", "retry_after"]
+
+
+def body_message(body: object, fallback: str) -> str:
+    """The ``error.message`` of a provider's error body (both providers nest it so), else ``fallback``."""
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+    return fallback
 
 
 def retry_after(headers: Mapping[str, str] | None) -> float | None:

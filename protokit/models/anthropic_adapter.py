@@ -19,7 +19,7 @@ from protokit.errors import (
     TimeoutError_,
 )
 from protokit.models._clients import client_for
-from protokit.models._errors import by_status
+from protokit.models._errors import body_message, by_status
 from protokit.models.base import Model, Request, Usage
 
 __all__ = ["AnthropicModel"]
@@ -108,20 +108,11 @@ class AnthropicModel(Model):
                 f"{self.id}: could not reach {where} ({exc}); check the server and ANTHROPIC_BASE_URL",
                 model=self.id) from exc
         except anthropic.APIStatusError as exc:
-            raise by_status(exc.status_code, _message(exc), self.id, exc.response.headers,
+            raise by_status(exc.status_code, body_message(exc.body, exc.message), self.id, exc.response.headers,
                             self.key_env_var or "") from exc
         except (anthropic.APIResponseValidationError, json.JSONDecodeError, ValueError) as exc:
             raise ServerError(f"{self.id}: the provider sent a malformed response ({exc!s:.80})",
                               model=self.id) from exc
-
-
-def _message(exc: anthropic.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])
-    return str(exc.message)
 
 
 def _read(message: Any, usage: Usage) -> None:

@@ -18,7 +18,7 @@ from protokit.errors import (
     TimeoutError_,
 )
 from protokit.models._clients import client_for
-from protokit.models._errors import by_status
+from protokit.models._errors import body_message, by_status
 from protokit.models.base import Model, Request, Usage
 
 __all__ = ["OpenAIModel"]
@@ -101,7 +101,7 @@ class OpenAIModel(Model):
                 f"{self.id}: could not reach {base_or_default(self.base_url)} ({exc}); check the server "
                 "and OPENAI_BASE_URL", model=self.id) from exc
         except openai.APIStatusError as exc:
-            raise by_status(exc.status_code, _message(exc), self.id, exc.response.headers,
+            raise by_status(exc.status_code, body_message(exc.body, exc.message), self.id, exc.response.headers,
                             self.key_env_var or "") from exc
         except (openai.APIResponseValidationError, json.JSONDecodeError, ValueError) as exc:
             raise ServerError(f"{self.id}: the provider sent a malformed response ({exc!s:.80})",
@@ -111,15 +111,6 @@ class OpenAIModel(Model):
 def base_or_default(base_url: str | None) -> str:
     """The server address for messages."""
     return base_url or os.environ.get("OPENAI_BASE_URL") or "api.openai.com"
-
-
-def _message(exc: openai.APIStatusError) -> str:
-    body = exc.body
-    if isinstance(body, dict):
-        err = body.get("error", body)
-        if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])
-    return str(exc.message)
 
 
 def _read_usage(u: Any, usage: Usage) -> None:

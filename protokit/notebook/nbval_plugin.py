@@ -12,7 +12,6 @@ and a cell ending in ``;`` shows no value, as in Jupyter. Nothing happens unless
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 from collections import OrderedDict
@@ -21,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from protokit._env import environ
 
 __all__ = ["pytest_addoption", "pytest_collection_modifyitems", "pytest_runtest_setup"]
 
@@ -107,24 +108,6 @@ def _is_stderr(out: Any) -> bool:
     return bool(out.get("output_type") == "stream" and out.get("name") == "stderr")
 
 
-@contextlib.contextmanager
-def _env(changes: Mapping[str, str | None]) -> Iterator[None]:
-    saved = {k: os.environ.get(k) for k in changes}
-    try:
-        for k, v in changes.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-        yield
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-
-
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
     """Start nbval's kernel (set up with a notebook's first cell) with the replay cache environment."""
@@ -139,5 +122,5 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
                                       "PROTOKIT_RUN_ID": None}
     if cache:
         changes["PROTOKIT_CACHE"] = cache
-    with _env(changes):
+    with environ(changes):
         yield
