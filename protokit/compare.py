@@ -26,7 +26,7 @@ from protokit.errors import ConfigError, ProtokitError
 from protokit.estimates import DEFAULT_OUTPUT_TOKENS, TYPICAL_LATENCY_S, Estimate, estimate
 from protokit.runner import DEFAULT_POLICY, Outcome, Progress, RetryPolicy, Runner
 from protokit.runs import RunStore
-from protokit.scorers import Scorer, ScorerTypeError, to_score
+from protokit.scorers import Score, Scorer, ScorerTypeError, to_score
 
 __all__ = ["DEFAULT_OUTPUT_TOKENS", "TYPICAL_LATENCY_S", "Comparison", "Estimate", "PairedComparison",
            "acompare", "compare", "estimate"]
@@ -110,6 +110,10 @@ class _Run:
                     continue
                 try:
                     async with self.gate:
+                        if self.runner is not None and self.runner.over_budget:
+                            # A judge's calls cost money too: none is made once the budget is spent.
+                            errors.append(f"{scorer.name}: not run (budget spent)")
+                            continue
                         result = await scorer.ascore(row["output"], case)
                 except asyncio.CancelledError:
                     errors.append(f"{scorer.name}: cancelled")
@@ -118,6 +122,8 @@ class _Run:
                     errors.append(f"{scorer.name}: {type(exc).__name__}: {exc}")
                     continue
                 self.apply(scorer, result, row, errors)
+                if self.runner is not None and isinstance(result, Score) and not result.cached:
+                    self.runner.spend(result.cost_usd)
         finally:
             row["scorer_error"] = "; ".join(errors) or None
             self.emit(idx, row, progress)

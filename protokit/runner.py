@@ -308,6 +308,16 @@ class Runner:
         """True once cancel() was called."""
         return self._cancelled.is_set()
 
+    @property
+    def over_budget(self) -> bool:
+        """True once the money spent (non-cached calls) reached ``budget_usd``."""
+        return self.budget_usd is not None and self._spent >= self.budget_usd
+
+    def spend(self, usd: float | None) -> None:
+        """Count money spent outside the runner's own calls (a judge's grading) toward the budget."""
+        if usd:
+            self._spent += usd
+
     def _cancel_tasks(self) -> None:
         for task in list(self._tasks):
             task.cancel()
@@ -346,7 +356,7 @@ class Runner:
     async def _attempt(self, call: Call, limit: AdaptiveLimit) -> Outcome:
         if self._cancelled.is_set():
             return Outcome(call, error=Cancelled("the run was cancelled before this call was made"))
-        if self.budget_usd is not None and self._spent >= self.budget_usd:
+        if self.over_budget:
             return Outcome(call, error=BudgetExceeded(
                 f"not run: the budget of ${self.budget_usd:.4f} was spent (${self._spent:.4f}); "
                 "raise budget_usd= to run the rest"))

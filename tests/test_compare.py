@@ -284,3 +284,23 @@ def test_on_result_rows_match_results_and_cancel_keeps_finished_rows():
         for col in r.columns:  # None in the dict is NaN in the frame
             assert got[col] == row[col] or (pd.isna(got[col]) and pd.isna(row[col])), col
     assert cmp.status == "cancelled"
+
+
+def test_judge_calls_count_toward_the_budget(sandbox):
+    graded = []
+
+    def grader(prompt):
+        graded.append(prompt)
+        return {"text": "SCORE: 1\nREASON: fine", "input_tokens": 3, "output_tokens": 2}
+
+    # 5 tokens at $100,000 per million: each grading costs $0.50; the model's own calls are free.
+    judge = pk.scorers.judge(pk.model(grader, name="grader", price={"input": 100_000.0, "output": 100_000.0}),
+                             "Is the answer fine?")
+    pk.set_price("openai:free", input=0.0, output=0.0)
+    cases = [{"ticket": f"case number {i}"} for i in range(10)]
+    cmp = pk.compare([echo(sandbox, "free")], "{ticket}", cases, [judge], concurrency=1, budget_usd=1.2)
+    assert len(graded) == 3  # $0.50, $1.00, $1.50: nothing after the budget is reached
+    assert cmp.results["judge_cost_usd"].sum() == pytest.approx(1.5)
+    not_graded = cmp.results["scorer_error"].dropna()
+    assert len(not_graded) + (cmp.results["error"] == "not_run_budget").sum() == 7
+    assert all("not run (budget spent)" in e for e in not_graded)

@@ -24,6 +24,7 @@ class Score:
     value: float | None
     reason: str | None = None
     cost_usd: float | None = None
+    cached: bool = False  # a replayed judge answer: its cost was paid when it was recorded
 
 
 class ScorerTypeError(TypeError):

@@ -115,7 +115,7 @@ class Judge(Scorer):
         low, high = self.scale
         if not low <= raw <= high:
             raise ValueError(f"the judge replied {raw:g}, outside its scale {low:g}-{high:g}")
-        return Score((raw - low) / (high - low), reason, response.cost_usd)
+        return Score((raw - low) / (high - low), reason, response.cost_usd, cached=response.cached)
 
     def describe(self) -> dict[str, Any]:
         """Name, kind, columns, the judge model and the rubric."""
