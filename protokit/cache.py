@@ -20,6 +20,18 @@ never the network), ``off`` (no cache at all; the file is not touched).
 
 The file is shared safely by several processes (two Jupyter kernels): WAL mode,
 ``busy_timeout`` of 30 s, and every write in a ``BEGIN IMMEDIATE`` transaction.
+
+What is stored
+--------------
+Replay is exact: messages and answers are stored verbatim and come back byte for byte.
+Only where credentials travel is anything removed: the request's options (and any field
+but ``messages``) go through :func:`protokit.secrets.scrub` (credential-named keys dropped
+at any depth, key-shaped values masked). An answer that itself looks like a live key is
+stored unchanged, marked ``"secret_shaped": true`` in its entry (``Response.secret_shaped``
+and the ``secret_shaped`` results column), and a :class:`SecretShapedAnswerWarning` is
+issued once per process. The file, its -wal and -shm and exported cassettes are 0600; a
+cassette is refused (:class:`~protokit.errors.CacheError`, nothing written) when the
+detector finds a secret in what it would hold.
 """
 
 from __future__ import annotations
@@ -28,19 +40,20 @@ import contextlib
 import hashlib
 import json
 import os
-import re
 import sqlite3
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
-from protokit.errors import CacheError, CacheMiss
+from protokit.errors import CacheError, CacheMiss, safe_text
+from protokit.secrets import SecretHit, find_secrets, looks_like_secret, scrub
 
-__all__ = ["DEFAULT_PATH", "MIGRATIONS", "MODES", "Cache", "configure", "default_path", "get_cache",
-           "read_cassette", "register_migration", "request_key", "reset"]
+__all__ = ["DEFAULT_PATH", "MIGRATIONS", "MODES", "Cache", "SecretShapedAnswerWarning", "configure", "default_path",
+           "get_cache", "read_cassette", "register_migration", "request_key", "reset"]
 
 MODES = ("auto", "record", "replay", "off")
 DEFAULT_PATH = "protokit.db"
@@ -48,12 +61,13 @@ CASSETTE_VERSION = 1
 _BUSY_MS = 30_000
 _PROMPT_CHARS = 33
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-# Option/header names that carry credentials; dropped at any depth before storing.
-_SECRET_NAME = re.compile(r"api[_-]?key|authori[sz]ation|(auth|access|refresh)[_-]?token|secret|password|"
-                          r"bearer|cookie", re.I)
-# Values shaped like provider keys or bearer headers, redacted wherever they appear outside messages.
-_SECRET_VALUE = re.compile(r"(sk-[A-Za-z0-9_\-]{16,}|Bearer\s+\S{8,}|AIza[0-9A-Za-z_\-]{30,}|"
-                           r"xox[abprs]-[A-Za-z0-9\-]{10,}|gh[pousr]_[A-Za-z0-9]{30,})")
+
+
+class SecretShapedAnswerWarning(UserWarning):
+    """An answer that looks like a live key was recorded (unchanged, marked ``secret_shaped``); once per process."""
+
+
+_secret_warned = False
 
 Migration = Callable[[sqlite3.Connection], None]
 
@@ -95,26 +109,45 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _scrub(value: Any, redact: bool = True) -> Any:
-    """Drop credential-named keys and redact key-shaped strings (never inside messages)."""
-    if isinstance(value, Mapping):
-        # Messages are the user's prompts, stored as given; only their role/content keys exist.
-        return {k: v if k == "messages" else _scrub(v, redact) for k, v in value.items()
-                if not (isinstance(k, str) and _SECRET_NAME.search(k))}
-    if isinstance(value, (list, tuple)):
-        return [_scrub(v, redact) for v in value]
-    if redact and isinstance(value, str):
-        return _SECRET_VALUE.sub("[redacted]", value)
-    return value
+def _dumps(obj: Any, **kw: Any) -> str:
+    """Canonical JSON; with lone surrogates (an answer may hold one) \\u-escaped, so UTF-8 takes it unchanged."""
+    kw.setdefault("separators", (",", ":"))
+    text = json.dumps(obj, sort_keys=True, ensure_ascii=False, **kw)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = json.dumps(obj, sort_keys=True, ensure_ascii=True, **kw)
+    return text
 
 
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+def _stored_request(request: Mapping[str, Any]) -> dict[str, Any]:
+    """The request as stored: messages verbatim, everything else (options, headers) scrubbed."""
+    req: dict[str, Any] = scrub({k: v for k, v in request.items() if k != "messages"})
+    if "messages" in request:
+        req["messages"] = request["messages"]
+    return req
+
+
+def _warn_secret_shaped(request: Mapping[str, Any]) -> None:
+    global _secret_warned
+    if _secret_warned:
+        return
+    _secret_warned = True
+    model = f"{request.get('provider')}:{request.get('model')}"
+    warnings.warn(
+        f"the answer of {model} to '{_prompt_of(request)}' looks like a live key; it is recorded unchanged "
+        "and marked secret_shaped (a cassette holding it is refused). Warned once per process",
+        SecretShapedAnswerWarning, stacklevel=2)
 
 
 def _row(key: str, request: Mapping[str, Any], entry: Mapping[str, Any]) -> tuple[Any, ...]:
-    """The entries row for a put: secrets stripped, created_at defaulted, JSON text columns."""
-    req, ent = _scrub(request), _scrub(entry)
+    """The entries row for a put: options scrubbed, the answer verbatim (flagged if key-shaped)."""
+    req, ent = _stored_request(request), dict(entry)
+    text = ent.get("text")
+    if isinstance(text, str) and looks_like_secret(text):
+        ent["secret_shaped"] = True
+        _warn_secret_shaped(req)
     ent.setdefault("created_at", _now())
     try:
         return (key, req.get("provider"), req.get("model"), req.get("sample", 0), _dumps(req), _dumps(ent),
@@ -136,7 +169,7 @@ def _prompt_of(request: Mapping[str, Any]) -> str:
     content: Any = users[-1].get("content", "") if users and isinstance(users[-1], Mapping) else ""
     if isinstance(content, list):  # content parts: keep the text ones
         content = " ".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
-    text = " ".join(str(content).split())
+    text = " ".join(safe_text(str(content)).split())  # redacted before shortened: half a key is no key
     return text if len(text) <= _PROMPT_CHARS else text[:_PROMPT_CHARS] + "…"
 
 
@@ -180,6 +213,48 @@ def _set_wal(conn: sqlite3.Connection, shown: str) -> None:
             time.sleep(0.005)
     if mode != "wal":
         raise CacheError(f"cannot use WAL mode for {shown} (got {mode!r}); put the cache on a local disk")
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings(v)
+
+
+def _secret_in(record: Mapping[str, Any]) -> tuple[str, SecretHit] | None:
+    """(where, hit) for the first secret the detector finds in what a cassette would hold of a record."""
+    request, entry = record["request"], record["entry"]
+    rest = {k: v for k, v in request.items() if k != "messages"}
+    # Each string alone (key shapes), and the JSON of the dicts ("token": "..." assignments).
+    parts = [("the prompt", [*_strings(request.get("messages"))]),
+             ("the request options", [_dumps(rest), *_strings(rest)]),
+             ("the answer", [_dumps(entry), *_strings(entry)])]
+    for where, texts in parts:
+        for text in texts:
+            hits = find_secrets(text)
+            if hits:
+                return where, hits[0]
+    return None
+
+
+def _check_cassette(entries: Iterable[Mapping[str, Any]], shown: object) -> None:
+    """Refuse (CacheError naming the case) a cassette that would hold a secret; it is meant to be committed."""
+    for rec in entries:
+        found = _secret_in(rec)
+        if found is None:
+            continue
+        where, hit = found
+        req = rec["request"]
+        model, name = f"{req.get('provider')}:{req.get('model')}", f" {shown}" if shown else ""
+        raise CacheError(
+            f"cassette{name} not written: {where} of {model} (sample {req.get('sample', 0)}), prompt "
+            f"'{_prompt_of(req)}', holds {hit.kind} ({hit.masked}); a cassette is meant to be committed: "
+            f"record that call again without it, or clear it (protokit cache clear --model {model})")
 
 
 def _check_record(rec: Any, where: str) -> dict[str, Any]:
@@ -432,17 +507,29 @@ class Cache:
 
     def export(self, path_or_file: str | os.PathLike[str] | IO[str],
                keys: Iterable[str] | None = None) -> int:
-        """Write entries as a cassette: deterministic JSON sorted by key; returns the number written."""
+        """Write entries as a cassette: deterministic JSON sorted by key; returns the number written.
+
+        The detector checks every prompt, option and answer first: a secret found is a
+        CacheError naming the case (masked), and nothing is written. A file is created 0600.
+        """
         entries = self.entries(keys)
-        text = json.dumps({"protokit_cassette": CASSETTE_VERSION, "entries": entries},
-                          indent=1, sort_keys=True, ensure_ascii=False) + "\n"
+        _check_cassette(entries, os.fspath(path_or_file) if isinstance(path_or_file, (str, os.PathLike))
+                        else getattr(path_or_file, "name", None))
+        text = _dumps({"protokit_cassette": CASSETTE_VERSION, "entries": entries}, indent=1, separators=None) + "\n"
         if not isinstance(path_or_file, (str, os.PathLike)):
             path_or_file.write(text)
         else:
             out = Path(path_or_file)
             tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-            tmp.write_text(text, encoding="utf-8")
-            os.replace(tmp, out)  # readers never see half a cassette
+            try:
+                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+                with os.fdopen(fd, "w", encoding="utf-8") as f:
+                    if hasattr(os, "fchmod"):
+                        os.fchmod(f.fileno(), 0o600)  # a stale temp file keeps its old mode otherwise
+                    f.write(text)
+                os.replace(tmp, out)  # readers never see half a cassette
+            finally:
+                tmp.unlink(missing_ok=True)
         return len(entries)
 
     def stats(self) -> dict[str, Any]:

@@ -45,8 +45,8 @@ __all__ = [
 # Columns every results frame has besides the case's own, scores and reasons.
 RESULT_COLUMNS = (
     "case", "model", "sample", "output", "latency_s", "ttft_s", "input_tokens", "output_tokens",
-    "cost_usd", "cached", "finish_reason", "error", "error_status", "error_message", "attempts",
-    "scorer_error", "judge_cost_usd", "rating",
+    "cost_usd", "cached", "finish_reason", "secret_shaped", "error", "error_status", "error_message", "attempts",
+    "served_by", "price_date", "scorer_error", "judge_cost_usd", "rating",
 )  # fmt: skip
 DEFAULT_CONCURRENCY = 16
 OnResult = Callable[[dict[str, Any], Progress], None]
@@ -222,8 +222,8 @@ def resolve_models(models: Any) -> list[Model]:
     seen: set[str] = set()
     for m in built:
         if m.id in seen:
-            raise ConfigError(f"model {m.id} appears twice; remove one or give it another name "
-                              "(pk.model(fn, name=...) for functions)")
+            raise ConfigError(f"model {m.id} appears twice; remove one or name each setting, e.g. "
+                              f"pk.model({m.spec!r}, name='{m.name}-2', ...)")
         seen.add(m.id)
     return built
 

@@ -22,11 +22,12 @@ from protokit import _aio
 from protokit import cache as cache_mod
 from protokit.cases import DEFAULT_CONCURRENCY, OnResult, OnStart, Plan, Prompt, build_plan
 from protokit.comparison import Comparison, PairedComparison
-from protokit.errors import ConfigError, ProtokitError
+from protokit.errors import ConfigError, ProtokitError, safe_text
 from protokit.estimates import DEFAULT_OUTPUT_TOKENS, TYPICAL_LATENCY_S, Estimate, estimate
 from protokit.runner import DEFAULT_POLICY, Outcome, Progress, RetryPolicy, Runner
 from protokit.runs import RunStore
-from protokit.scorers import Score, Scorer, ScorerTypeError, to_score
+from protokit.scorers import Scorer, ScorerTypeError, to_score
+from protokit.scorers._judge import Judge
 
 __all__ = ["DEFAULT_OUTPUT_TOKENS", "TYPICAL_LATENCY_S", "Comparison", "Estimate", "PairedComparison",
            "acompare", "compare", "estimate"]
@@ -71,7 +72,8 @@ class _Run:
             return
         row.update(output=r.text, latency_s=r.latency_s, ttft_s=r.ttft_s, input_tokens=r.input_tokens,
                    output_tokens=r.output_tokens, cost_usd=r.cost_usd, cached=r.cached,
-                   finish_reason=r.finish_reason)
+                   finish_reason=r.finish_reason, served_by=r.served_by, price_date=r.price_date)
+        row["secret_shaped"] = r.secret_shaped
         case = self.plan.records[idx // self.per_case]
         errors: list[str] = []
         for scorer in self.sync_scorers:
@@ -86,7 +88,7 @@ class _Run:
             self.tasks.add(task)
             task.add_done_callback(self.tasks.discard)
             return
-        row["scorer_error"] = "; ".join(errors) or None
+        row["scorer_error"] = safe_text("; ".join(errors)) or None
         self.emit(idx, row, progress)
 
     def apply(self, scorer: Scorer, result: Any, row: dict[str, Any], errors: list[str]) -> None:
@@ -121,11 +123,10 @@ class _Run:
                 except Exception as exc:
                     errors.append(f"{scorer.name}: {type(exc).__name__}: {exc}")
                     continue
+                # The judge's own calls reserved and settled their cost in the run's budget.
                 self.apply(scorer, result, row, errors)
-                if self.runner is not None and isinstance(result, Score) and not result.cached:
-                    self.runner.spend(result.cost_usd)
         finally:
-            row["scorer_error"] = "; ".join(errors) or None
+            row["scorer_error"] = safe_text("; ".join(errors)) or None
             self.emit(idx, row, progress)
 
     def emit(self, idx: int, row: dict[str, Any], progress: Progress) -> None:
@@ -138,7 +139,7 @@ class _Run:
             except Exception as exc:  # a display callback must not lose the run's results
                 if not self._warned:
                     self._warned = True
-                    warnings.warn(f"on_result raised {type(exc).__name__}: {exc}; the run goes on",
+                    warnings.warn(safe_text(f"on_result raised {type(exc).__name__}: {exc}; the run goes on"),
                                   RuntimeWarning, stacklevel=2)
 
 
@@ -191,6 +192,8 @@ async def acompare(
     runner = Runner(concurrency=concurrency, budget_usd=budget_usd, on_result=run.on_outcome,
                     policy=_policy(retries), timeout=timeout)
     run.runner = runner
+    # A judge's calls spend from the same budget, so its price must be known too.
+    runner.check_prices([*plan.models, *(s.model for s in plan.scorers if isinstance(s, Judge))])
     status = "failed"
     try:
         if on_start is not None:

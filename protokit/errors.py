@@ -21,9 +21,18 @@ its message is one line that says what is wrong and how to fix it::
     ├── NotebookError           a notebook is invalid (carries cell_index)
     ├── PromoteError            code generation or its checks failed
     └── SandboxError            the sandbox server could not start
+
+Every message is passed through :func:`safe_text` when the error is built, so no
+error protokit raises (nor any it wraps: a provider's error body, a socket error,
+the exception of a Python-callable model) can carry a credential into results,
+exports, the run store, logs or the terminal.
 """
 
 from __future__ import annotations
+
+import re
+
+from protokit.secrets import REDACTED, redact
 
 __all__ = [
     "AuthError",
@@ -44,11 +53,33 @@ __all__ = [
     "SandboxError",
     "ServerError",
     "TimeoutError_",
+    "safe_text",
 ]
+
+# The user-info of a URL (``scheme://user:password@host``): a credential whatever its shape.
+_USERINFO = re.compile(r"\b([A-Za-z][A-Za-z0-9+.\-]*://)[^/?#\s@]+@")
+
+
+def safe_text(text: str) -> str:
+    """``text`` fit to show or store: key-shaped values masked, URL user-info replaced.
+
+    Redact *before* shortening a text: a key cut in half no longer looks like one.
+    """
+    return redact(_USERINFO.sub(rf"\1{REDACTED}@", text))
 
 
 class ProtokitError(Exception):
     """Base of every error protokit raises on purpose."""
+
+    def __init__(self, *args: object) -> None:
+        # The one choke point for error texts. Every error raised on purpose is built here,
+        # and so is every wrapper of a foreign exception (SDK bodies, socket errors, a
+        # callable model's exception, the runner's "unexpected" branch), since they all
+        # interpolate it into a ProtokitError's message. Redacting here rather than at each
+        # display or storage site means a new place that shows or stores an error cannot
+        # forget to. Texts that never become a ProtokitError (scorer exceptions, the CLI's
+        # other exceptions) call safe_text where they are built.
+        super().__init__(*(safe_text(a) if isinstance(a, str) else a for a in args))
 
 
 class ConfigError(ProtokitError, ValueError):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import dataclasses
 import random
 import threading
 import time
@@ -26,14 +27,16 @@ from protokit import cache as cache_mod
 from protokit.errors import (
     BudgetExceeded,
     Cancelled,
+    ConfigError,
     ProtokitError,
     ProviderError,
     RateLimitError,
+    TimeoutError_,
 )
-from protokit.models import base
+from protokit.models import base, prices
 from protokit.models.base import Model, Request, Response
 
-__all__ = ["AdaptiveLimit", "Call", "Outcome", "Progress", "RetryPolicy", "Runner", "execute"]
+__all__ = ["AdaptiveLimit", "Budget", "Call", "CallContext", "Outcome", "Progress", "RetryPolicy", "Runner", "execute"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -55,18 +58,115 @@ class RetryPolicy:
 DEFAULT_POLICY = RetryPolicy()
 
 
+class Budget:
+    """A spending ceiling that holds at any concurrency: reserve before sending, settle on the answer.
+
+    A call reserves its estimated cost (prompt tokens plus ``max_tokens``, or the most a
+    call of that model has produced in this run, or ``DEFAULT_OUTPUT_TOKENS``) before it
+    is sent; a call whose reservation would cross the limit is not sent. When it ends,
+    the reservation is replaced by what it really cost. So calls in flight are counted,
+    and spend stays within the limit plus the estimation error of one call.
+    """
+
+    def __init__(self, limit_usd: float) -> None:
+        self.limit_usd = limit_usd
+        self.spent_usd = 0.0
+        self.reserved_usd = 0.0
+        self._typical_output: dict[str, int] = {}
+        self._lock = threading.Lock()  # judge calls may settle from another thread's loop
+
+    def __repr__(self) -> str:
+        return f"Budget(limit=${self.limit_usd:g}, spent=${self.spent_usd:.4f}, reserved=${self.reserved_usd:.4f})"
+
+    @property
+    def exhausted(self) -> bool:
+        """True once what is spent and reserved reaches the limit."""
+        return self.spent_usd + self.reserved_usd >= self.limit_usd
+
+    def estimate(self, model: Model, request: Request) -> float:
+        """The reservation for one call of ``model``."""
+        typical = self._typical_output.get(model.id, prices.DEFAULT_OUTPUT_TOKENS)
+        return model.estimate_cost(request, typical)
+
+    def reserve(self, usd: float) -> bool:
+        """Hold ``usd`` for a call about to be sent; False (nothing held) when it would cross the limit."""
+        with self._lock:
+            if self.spent_usd + self.reserved_usd + usd > self.limit_usd:
+                return False
+            self.reserved_usd += usd
+            return True
+
+    def settle(self, reserved: float, model: Model | None, response: Response | None) -> None:
+        """Release a reservation and count what the call really cost (nothing when it failed)."""
+        with self._lock:
+            self.reserved_usd = max(0.0, self.reserved_usd - reserved)
+            if response is not None and not response.cached:
+                self.spent_usd += response.cost_usd or 0.0
+                if model is not None and response.output_tokens:
+                    seen = self._typical_output.get(model.id, 0)
+                    self._typical_output[model.id] = max(seen, response.output_tokens)
+
+    def spend(self, usd: float | None) -> None:
+        """Count money spent outside a reserved call."""
+        if usd:
+            with self._lock:
+                self.spent_usd += usd
+
+    def refusal(self, model: Model, request: Request, reserve: float) -> BudgetExceeded:
+        """The error of a call that was not sent because of the budget."""
+        left = self.limit_usd - self.spent_usd - self.reserved_usd
+        if self.spent_usd == 0 and self.reserved_usd == 0 and not request.options.get("max_tokens"):
+            # Nothing ran: the guess of the answer's length is what does not fit.
+            return BudgetExceeded(
+                f"not run: {model.id} would need ~${reserve:.4f} (assuming {prices.DEFAULT_OUTPUT_TOKENS} output "
+                f"tokens) and the budget is ${self.limit_usd:.4f}; set max_tokens= to bound each answer "
+                "or raise budget_usd=")
+        return BudgetExceeded(
+            f"not run: {model.id} would need ~${reserve:.4f} and ${left:.4f} "
+            f"of the ${self.limit_usd:.4f} budget is left (${self.spent_usd:.4f} spent, "
+            f"${self.reserved_usd:.4f} held by calls in flight); raise budget_usd= to run the rest")
+
+
+@dataclass(frozen=True)
+class CallContext:
+    """What a run hands down to every call made inside it: cache, retries, timeout, budget.
+
+    ``cache=None`` means the process-wide cache (``pk.cache.configure``). ``timeout``
+    bounds one attempt; a timed-out attempt is retried like a 5xx. ``on_retry`` is told
+    of each retried error (the runner halves a provider's limit on a 429).
+    """
+
+    cache: cache_mod.Cache | None = None
+    policy: RetryPolicy = DEFAULT_POLICY
+    timeout: float | None = None
+    budget: Budget | None = None
+    on_retry: Callable[[Model, ProviderError], None] | None = None
+    attempts: list[int] | None = None
+
+    def pipeline(self) -> base.Pipeline:
+        """This context as the function models call through (see ``base.use_pipeline``)."""
+        async def call(model: Model, request: Request, on_chunk: Callable[[str], None] | None) -> Response:
+            return await execute(model, request, on_chunk, ctx=self)
+        return call
+
+
+DEFAULT_CONTEXT = CallContext()
+
+
 async def execute(
     model: Model,
     request: Request,
     on_chunk: Callable[[str], None] | None = None,
     *,
-    policy: RetryPolicy | None = None,
-    on_retry: Callable[[ProviderError], None] | None = None,
-    counter: list[int] | None = None,
+    ctx: CallContext = DEFAULT_CONTEXT,
 ) -> Response:
-    """One call through the cache and the provider, with retries (``DEFAULT_POLICY`` when None)."""
-    policy = policy or DEFAULT_POLICY
-    cache = cache_mod.get_cache() if model.cacheable else None
+    """One call through the cache and the provider, with the context's retries, timeout and budget."""
+    if model.composite:
+        # It calls its members through this same context; retrying or timing it as a whole
+        # would multiply every member's retries.
+        with base.use_pipeline(ctx.pipeline()):
+            return await model.call(request, on_chunk)
+    cache = (ctx.cache or cache_mod.get_cache()) if model.cacheable else None
     mode = cache.mode if cache is not None else "off"
     key = None
     if cache is not None and mode != "off":
@@ -75,32 +175,20 @@ async def execute(
         if mode in ("auto", "replay"):
             entry = cache.get(key)
             if entry is not None:
-                return Response.from_entry(model.id, entry, sample=request.sample, key=key)
+                return _replayed(model, entry, request, key)
             if mode == "replay":
                 raise cache.miss(key, key_dict)
-    streamed = False
-
-    def chunk(text: str) -> None:
-        nonlocal streamed
-        streamed = True
-        if on_chunk is not None:
-            on_chunk(text)
-
-    attempt = 0
-    while True:
-        if counter is not None:
-            counter[0] += 1
-        try:
-            response = await model.call(request, chunk if on_chunk is not None else None)
-            break
-        except ProviderError as exc:
-            # A half-streamed answer cannot be retried without showing text twice.
-            if not exc.retryable or attempt >= policy.retries or streamed:
-                raise
-            if on_retry is not None:
-                on_retry(exc)
-            await asyncio.sleep(policy.delay(attempt, exc))
-            attempt += 1
+    reserved = 0.0
+    if ctx.budget is not None:
+        reserved = ctx.budget.estimate(model, request)
+        if not ctx.budget.reserve(reserved):
+            raise ctx.budget.refusal(model, request, reserved)
+    response: Response | None = None
+    try:
+        response = await _attempts(model, request, on_chunk, ctx)
+    finally:
+        if ctx.budget is not None:
+            ctx.budget.settle(reserved, model, response)
     if cache is not None and key is not None:
         response.key = key
         batch = _batch.get()
@@ -109,6 +197,50 @@ async def execute(
         else:
             cache.put(key, request.key_dict(), response.entry())
     return response
+
+
+def _replayed(model: Model, entry: Mapping[str, Any], request: Request, key: str) -> Response:
+    response = Response.from_entry(model.id, entry, sample=request.sample, key=key)
+    if response.cost_usd is None and response.input_tokens is not None:
+        # Recorded before a price was known: price its recorded tokens with today's table.
+        response.cost_usd, response.price_date = model.cost(
+            response.input_tokens, response.output_tokens, response.cached_input_tokens, response.reasoning_tokens)
+    return response
+
+
+async def _attempts(model: Model, request: Request, on_chunk: Callable[[str], None] | None,
+                    ctx: CallContext) -> Response:
+    """The provider call, retried by the context's policy; each attempt bounded by its timeout."""
+    streamed = False
+
+    def chunk(text: str) -> None:
+        nonlocal streamed
+        streamed = True
+        if on_chunk is not None:
+            on_chunk(text)
+
+    policy = ctx.policy
+    attempt = 0
+    while True:
+        if ctx.attempts is not None:
+            ctx.attempts[0] += 1
+        try:
+            call = model.call(request, chunk if on_chunk is not None else None)
+            if ctx.timeout is None:
+                return await call
+            try:
+                return await asyncio.wait_for(call, ctx.timeout)
+            except asyncio.TimeoutError:
+                raise TimeoutError_(f"{model.id}: no answer within {ctx.timeout:g}s (one attempt); "
+                                    "retried, raise timeout= if the model is slow", model=model.id) from None
+        except ProviderError as exc:
+            # A half-streamed answer cannot be retried without showing text twice.
+            if not exc.retryable or attempt >= policy.retries or streamed:
+                raise
+            if ctx.on_retry is not None:
+                ctx.on_retry(model, exc)
+            await asyncio.sleep(policy.delay(attempt, exc))
+            attempt += 1
 
 
 class _WriteBehind:
@@ -146,11 +278,7 @@ class _WriteBehind:
 _batch: contextvars.ContextVar[_WriteBehind | None] = contextvars.ContextVar("protokit_batch", default=None)
 
 
-async def _pipeline(model: Model, request: Request, on_chunk: Callable[[str], None] | None) -> Response:
-    return await execute(model, request, on_chunk)
-
-
-base.set_pipeline(_pipeline)
+base.set_pipeline(DEFAULT_CONTEXT.pipeline())
 
 
 class AdaptiveLimit:
@@ -255,8 +383,11 @@ class Runner:
         Retry policy for retryable errors.
     timeout
         Seconds for one attempt, beyond the model's own timeout; None leaves it to the model.
+        A timed-out attempt is retried like a 5xx.
     budget_usd
-        No call is issued once the (non-cached) cost spent reaches this.
+        A ceiling on money spent (non-cached calls, judge calls included): each call reserves
+        its estimated cost before it is sent, and one that would cross the budget is not sent.
+        Every model must have a known price (checked before any call).
     on_result
         ``fn(outcome, progress)`` called on the loop as each call ends.
     """
@@ -284,7 +415,24 @@ class Runner:
         self._cancelled = threading.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._spent = 0.0
+        self.budget = Budget(budget_usd) if budget_usd is not None else None
+        self.context = CallContext(policy=policy, timeout=timeout, budget=self.budget, on_retry=self._on_retry)
+
+    def _on_retry(self, model: Model, error: ProviderError) -> None:
+        if isinstance(error, RateLimitError):
+            self._limit(model.provider).rate_limited()
+
+    def check_prices(self, models: Iterable[Model]) -> None:
+        """Under a budget, refuse (ConfigError) before any call when a model's price is unknown."""
+        if self.budget is None:
+            return
+        unknown = list(dict.fromkeys(spec for m in models for spec in m.unpriced()))
+        if unknown:
+            first = unknown[0]
+            raise ConfigError(
+                f"budget_usd is set but no price is known for {', '.join(unknown)}, so the budget could not "
+                f"hold; set one with pk.set_price({first!r}, input=..., output=...) or "
+                f"pk.model({first!r}, price={{'input': ..., 'output': ...}}) (USD per 1M tokens)")
 
     def _limit(self, provider: str) -> AdaptiveLimit:
         limit = self.limits.get(provider)
@@ -310,13 +458,13 @@ class Runner:
 
     @property
     def over_budget(self) -> bool:
-        """True once the money spent (non-cached calls) reached ``budget_usd``."""
-        return self.budget_usd is not None and self._spent >= self.budget_usd
+        """True once the money spent and held by calls in flight reached ``budget_usd``."""
+        return self.budget is not None and self.budget.exhausted
 
-    def spend(self, usd: float | None) -> None:
-        """Count money spent outside the runner's own calls (a judge's grading) toward the budget."""
-        if usd:
-            self._spent += usd
+    @property
+    def spent_usd(self) -> float:
+        """Money spent by this runner's calls so far (cached answers cost nothing)."""
+        return self.budget.spent_usd if self.budget is not None else self.progress.cost_usd
 
     def _cancel_tasks(self) -> None:
         for task in list(self._tasks):
@@ -325,13 +473,16 @@ class Runner:
     async def run(self, calls: Iterable[Call]) -> list[Outcome]:
         """Make every call and return the outcomes in the order of ``calls``."""
         calls = list(calls)
+        self.check_prices({id(c.model): c.model for c in calls}.values())
         self._loop = asyncio.get_running_loop()
         self.progress = Progress(total=len(calls))
         gate = asyncio.Semaphore(self.concurrency)
         batch = _WriteBehind()
         token = _batch.set(batch)  # the tasks gather creates copy this context
         try:
-            outcomes = await asyncio.gather(*(self._one(call, gate) for call in calls))
+            # Every call made inside the run (fallback members, judge calls) goes through its context.
+            with base.use_pipeline(self.context.pipeline()):
+                outcomes = await asyncio.gather(*(self._one(call, gate) for call in calls))
         finally:
             _batch.reset(token)
             batch.flush()
@@ -356,29 +507,17 @@ class Runner:
     async def _attempt(self, call: Call, limit: AdaptiveLimit) -> Outcome:
         if self._cancelled.is_set():
             return Outcome(call, error=Cancelled("the run was cancelled before this call was made"))
-        if self.over_budget:
-            return Outcome(call, error=BudgetExceeded(
-                f"not run: the budget of ${self.budget_usd:.4f} was spent (${self._spent:.4f}); "
-                "raise budget_usd= to run the rest"))
         counter = [0]
         task = asyncio.current_task()
         if task is not None:
             self._tasks.add(task)
         try:
-            coro = execute(call.model, call.request, policy=self.policy,
-                           on_retry=lambda e: limit.rate_limited() if isinstance(e, RateLimitError) else None,
-                           counter=counter)
-            response = await (asyncio.wait_for(coro, self.timeout) if self.timeout else coro)
+            ctx = dataclasses.replace(self.context, attempts=counter)
+            response = await execute(call.model, call.request, ctx=ctx)
         except asyncio.CancelledError:
             if not self._cancelled.is_set():
                 raise
             return Outcome(call, error=Cancelled("cancelled while in flight"), attempts=counter[0])
-        except asyncio.TimeoutError:
-            from protokit.errors import TimeoutError_
-
-            timeout = TimeoutError_(f"{call.model.id}: no answer within {self.timeout}s; raise timeout=",
-                                    model=call.model.id)
-            return Outcome(call, error=timeout, attempts=counter[0])
         except ProtokitError as exc:
             if isinstance(exc, RateLimitError):
                 limit.rate_limited()
@@ -390,8 +529,6 @@ class Runner:
             if task is not None:
                 self._tasks.discard(task)
         limit.succeeded()
-        if not response.cached and response.cost_usd:
-            self._spent += response.cost_usd
         return Outcome(call, response=response, attempts=counter[0])
 
     def _record(self, outcome: Outcome) -> None:

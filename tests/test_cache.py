@@ -346,7 +346,9 @@ def test_secrets_never_reach_the_file() -> None:
     assert b"THISisAfakeKEY" not in blob
     stored = c.entries([k])[0]["request"]["options"]
     assert "api_key" not in stored and stored["extra_headers"] == {}
-    assert stored["temperature"] == 0 and stored["user"] == "[redacted]"
+    # Options are where credentials travel: masked there (protokit.secrets), never in messages or answers.
+    assert stored["temperature"] == 0 and stored["user"] == SECRET[:4] + "…"
+    assert stored["metadata"] == {"note": "token " + SECRET[:4] + "…"}
 
 
 # -- usage tracking ---------------------------------------------------------------------

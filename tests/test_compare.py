@@ -47,7 +47,8 @@ def test_results_summary_and_verdict(sandbox):
     r = cmp.results
     assert list(r.columns) == [
         "case", "ticket", "expected", "model", "sample", "output", "latency_s", "ttft_s", "input_tokens",
-        "output_tokens", "cost_usd", "cached", "finish_reason", "error", "error_status", "error_message",
+        "output_tokens", "cost_usd", "cached", "finish_reason", "secret_shaped", "error", "error_status",
+        "error_message",
         "attempts", "score_exact", "reason_exact", "scorer_error", "rating"]
     assert len(r) == 8 and sandbox.stats()["requests"] == 8
     echo_rows = r[r["model"] == "openai:echo"]

@@ -210,7 +210,7 @@ def _cancel_drill(sandbox):
 
 def test_budget_stops_issuing_calls(sandbox):
     pk.set_price("openai:priced", input=100_000.0, output=100_000.0)  # about $0.5-1 a call
-    m = pk.model("openai:priced", base_url=sandbox.openai_base_url, api_key="k")
+    m = pk.model("openai:priced", base_url=sandbox.openai_base_url, api_key="k", max_tokens=4)
     outcomes = Runner(concurrency=1, budget_usd=2.0).run_sync(calls(m, 20))
     ran = [o for o in outcomes if o.ok]
     assert 1 <= len(ran) < 20

@@ -8,12 +8,13 @@ exit code 1 here, in one place.
 from __future__ import annotations
 
 import importlib
+import io
 import sys
 from typing import Any
 
 import click
 
-from protokit.errors import ProtokitError
+from protokit.errors import ProtokitError, safe_text
 
 # name -> "module:attribute"; each module is one noun under protokit/cli/.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -63,10 +64,15 @@ def main(argv: list[str] | None = None) -> Any:
         click.echo("error: aborted", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        shown = io.StringIO()
+        exc.show(file=shown)
+        # A usage error may quote a value given on the command line.
+        click.echo(safe_text(shown.getvalue()), err=True, nl=False)
         sys.exit(exc.exit_code)
     except ProtokitError as exc:
-        click.echo(f"error: {exc}", err=True)
+        # Its message was redacted when it was built (ProtokitError); again here, the one display
+        # place, for errors whose text is produced otherwise (a subclass's __str__).
+        click.echo(f"error: {safe_text(str(exc))}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("error: interrupted", err=True)

@@ -13,6 +13,7 @@ from protokit.errors import (
     ProviderError,
     RateLimitError,
     ServerError,
+    safe_text,
 )
 
 __all__ = ["body_message", "by_status", "retry_after"]
@@ -50,6 +51,8 @@ def retry_after(headers: Mapping[str, str] | None) -> float | None:
 def by_status(status: int, message: str, model: str, headers: Mapping[str, str] | None,
               key_env_var: str) -> ProviderError:
     """The classified error for an HTTP status, with a message that says the fix."""
+    # Redacted before it is shortened: a body may quote the key sent, and half a key is not key-shaped.
+    message = safe_text(message)
     detail = message.strip().splitlines()[0][:200] if message.strip() else f"HTTP {status}"
     if status in (401, 403):
         return AuthError(

@@ -17,6 +17,7 @@ from protokit.errors import (
     ProviderError,
     ServerError,
     TimeoutError_,
+    safe_text,
 )
 from protokit.models._clients import client_for
 from protokit.models._errors import body_message, by_status
@@ -111,7 +112,7 @@ class AnthropicModel(Model):
             raise by_status(exc.status_code, body_message(exc.body, exc.message), self.id, exc.response.headers,
                             self.key_env_var or "") from exc
         except (anthropic.APIResponseValidationError, json.JSONDecodeError, ValueError) as exc:
-            raise ServerError(f"{self.id}: the provider sent a malformed response ({exc!s:.80})",
+            raise ServerError(f"{self.id}: the provider sent a malformed response ({safe_text(str(exc)):.80})",
                               model=self.id) from exc
 
 

@@ -5,12 +5,17 @@ async generator that sends one request and yields the answer's text in chunks
 (one chunk when not streaming), filling usage into the :class:`Usage` it is
 given. Everything else (options, timing, cost, cache, retries) is shared.
 
-The model layer does not import the cache or the runner; the runner installs
-the call pipeline (cache lookup, retries, recording) with :func:`set_pipeline`.
+The model layer does not import the cache or the runner. A call goes through a
+*pipeline* (cache lookup, retries, budget, recording): the runner installs the
+process default with :func:`set_pipeline`, and a run hands its own (its retry
+policy, timeout and budget) down to every call made inside it, fallback members
+and judge calls included, with :func:`use_pipeline`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +24,7 @@ from typing import Any, ClassVar
 from protokit import _aio
 from protokit.errors import ConfigError
 from protokit.models import prices
+from protokit.secrets import looks_like_secret
 
 __all__ = [
     "COMMON_OPTIONS",
@@ -28,9 +34,11 @@ __all__ = [
     "Response",
     "Stream",
     "Usage",
+    "current_pipeline",
     "normalize_messages",
     "run_pipeline",
     "set_pipeline",
+    "use_pipeline",
 ]
 
 Message = dict[str, str]
@@ -103,6 +111,9 @@ class Response:
     provider_model: str | None = None
     sample: int = 0
     key: str | None = None
+    secret_shaped: bool = False  # the answer looks like a live key (kept verbatim; see protokit.cache)
+    served_by: str | None = None
+    price_date: str | None = None
     raw: Any = field(default=None, repr=False, compare=False)
 
     def __str__(self) -> str:
@@ -121,11 +132,12 @@ class Response:
             "latency_s": self.latency_s,
             "ttft_s": self.ttft_s,
             "finish_reason": self.finish_reason,
+            "price_date": self.price_date,
         }
 
     @classmethod
     def from_entry(cls, model_id: str, entry: Mapping[str, Any], *, sample: int, key: str) -> Response:
-        """A replayed response: ``cached=True`` and the original latency."""
+        """A replayed response: ``cached=True``, the original latency, cost and price date."""
         return cls(
             text=entry["text"],
             model=model_id,
@@ -141,11 +153,16 @@ class Response:
             provider_model=entry.get("model"),
             sample=sample,
             key=key,
+            secret_shaped=bool(entry.get("secret_shaped")),
+            served_by=model_id,
+            price_date=entry.get("price_date"),
         )
 
 
 # The pipeline turns (model, request, on_chunk) into a Response. The default calls
-# the provider directly; protokit.runner installs the cached, retrying one.
+# the provider directly; protokit.runner installs the cached, retrying one, and a
+# run scopes its own to the calls made inside it (a context variable, so concurrent
+# runs and threads never see each other's).
 Pipeline = Callable[["Model", Request, "Callable[[str], None] | None"], Coroutine[Any, Any, Response]]
 
 
@@ -154,18 +171,34 @@ async def _direct(model: Model, request: Request, on_chunk: Callable[[str], None
 
 
 _pipeline: Pipeline = _direct
+_scoped: contextvars.ContextVar[Pipeline | None] = contextvars.ContextVar("protokit_pipeline", default=None)
 
 
 def set_pipeline(pipeline: Pipeline) -> None:
-    """Install the function every ``complete``/``stream`` goes through (done by the runner)."""
+    """Install the process-wide default pipeline (done by the runner)."""
     global _pipeline
     _pipeline = pipeline
 
 
+def current_pipeline() -> Pipeline:
+    """The pipeline of the run this code is in, else the process default."""
+    return _scoped.get() or _pipeline
+
+
+@contextlib.contextmanager
+def use_pipeline(pipeline: Pipeline) -> Iterator[None]:
+    """Make ``pipeline`` the one calls go through in this context (and tasks started from it)."""
+    token = _scoped.set(pipeline)
+    try:
+        yield
+    finally:
+        _scoped.reset(token)
+
+
 async def run_pipeline(model: Model, request: Request,
                        on_chunk: Callable[[str], None] | None = None) -> Response:
-    """Make one call through the installed pipeline (cache, retries), as complete() does."""
-    return await _pipeline(model, request, on_chunk)
+    """Make one call through the current pipeline (cache, retries, budget), as complete() does."""
+    return await current_pipeline()(model, request, on_chunk)
 
 
 def normalize_messages(prompt: Prompt, system: str | None = None) -> tuple[Message, ...]:
@@ -201,38 +234,78 @@ class Model:
 
     Subclasses set ``provider`` and implement :meth:`execute`. Class attributes
     declare capabilities: ``options`` (the options it accepts), ``key_env_var``
-    (where its key comes from), ``cacheable`` (whether calls go through the cache).
+    (where its key comes from), ``cacheable`` (whether calls go through the cache),
+    ``composite`` (it calls other models, each through the pipeline, so the pipeline
+    does not retry, time or budget it as a whole).
     """
 
     provider: ClassVar[str] = "base"
     options: ClassVar[frozenset[str]] = COMMON_OPTIONS
     key_env_var: ClassVar[str | None] = None
     cacheable: ClassVar[bool] = True
+    composite: ClassVar[bool] = False
 
     def __init__(
         self,
         name: str,
         *,
+        label: str | None = None,
         price: Mapping[str, float] | None = None,
         timeout: float | None = 60.0,
         **options: Any,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
             raise ConfigError(f"a {self.provider} model needs a name, e.g. '{self.provider}:NAME'")
+        if label is not None and (not isinstance(label, str) or not label.strip()):
+            raise ConfigError(f"name= for {self.provider}:{name} must be a non-empty string, got {label!r}")
         self.name = name
+        self.label = label
         self.timeout = timeout
         self.defaults = self.check_options(options)
-        if price is not None:
-            prices.set_price(self.id, **price)
+        # A price given here belongs to this model object only, never to the global table.
+        self.price = prices.check_price(self.spec, dict(price)) if price is not None else None
+
+    @property
+    def spec(self) -> str:
+        """``provider:name``: what the provider is asked for, and the key of the price table."""
+        return f"{self.provider}:{self.name}"
 
     @property
     def id(self) -> str:
-        """``provider:name``, the model's id in results, the cache and reports."""
-        return f"{self.provider}:{self.name}"
+        """The model's id in results and reports: its ``name=`` if given, else ``provider:name``."""
+        return self.label or self.spec
 
     def __repr__(self) -> str:
+        named = f", name={self.label!r}" if self.label else ""
         opts = "".join(f", {k}={v!r}" for k, v in sorted(self.defaults.items()))
-        return f"pk.model({self.id!r}{opts})"
+        return f"pk.model({self.spec!r}{named}{opts})"
+
+    # -- prices ----------------------------------------------------------------
+    def price_entry(self) -> dict[str, float] | None:
+        """This model's price (its own, else the table's), USD per 1M tokens; None when unknown."""
+        return dict(self.price) if self.price is not None else prices.get_price(self.spec)
+
+    def unpriced(self) -> list[str]:
+        """Ids of the models behind this one whose price is unknown (a budget cannot hold them)."""
+        return [] if self.price_entry() is not None else [self.spec]
+
+    def cost(self, input_tokens: int | None, output_tokens: int | None, cached_input_tokens: int | None = None,
+             reasoning_tokens: int | None = None) -> tuple[float | None, str | None]:
+        """(cost in USD, where its price came from) for the given usage; (None, None) when unknown."""
+        usd = prices.cost(self.spec, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens,
+                          price=self.price)
+        if usd is None:
+            return None, None
+        return usd, ("model" if self.price is not None else prices.price_date(self.spec))
+
+    def estimate_cost(self, request: Request, output_tokens: int) -> float:
+        """An upper-bound guess of one call's cost before it is sent (0.0 when the price is unknown)."""
+        price = self.price_entry()
+        if price is None:
+            return 0.0
+        tin = prices.estimate_input_tokens(sum(len(m["content"]) for m in request.messages))
+        tout = int(request.options.get("max_tokens") or output_tokens)
+        return (tin * price["input"] + tout * price["output"]) / 1_000_000
 
     # -- options ---------------------------------------------------------------
     def check_options(self, options: Mapping[str, Any]) -> dict[str, Any]:
@@ -276,8 +349,11 @@ class Model:
             if on_chunk is not None:
                 on_chunk(chunk)
         latency = time.perf_counter() - start
+        cost, price_date = self.cost(usage.input_tokens, usage.output_tokens, usage.cached_input_tokens,
+                                     usage.reasoning_tokens)
+        text = "".join(parts)
         return Response(
-            text="".join(parts),
+            text=text,
             model=self.id,
             latency_s=latency,
             ttft_s=ttft,
@@ -285,11 +361,13 @@ class Model:
             output_tokens=usage.output_tokens,
             cached_input_tokens=usage.cached_input_tokens,
             reasoning_tokens=usage.reasoning_tokens,
-            cost_usd=prices.cost(self.id, usage.input_tokens, usage.output_tokens,
-                                 usage.cached_input_tokens, usage.reasoning_tokens),
+            cost_usd=cost,
             finish_reason=usage.finish_reason,
             provider_model=usage.provider_model,
             sample=request.sample,
+            secret_shaped=looks_like_secret(text),
+            served_by=self.id,
+            price_date=price_date,
             raw=usage.raw,
         )
 
@@ -297,13 +375,13 @@ class Model:
     async def acomplete(self, prompt: Prompt, *, system: str | None = None, sample: int = 0,
                         **options: Any) -> Response:
         """Ask the model once, asynchronously; goes through the cache."""
-        return await _pipeline(self, self.request(prompt, system=system, sample=sample, **options), None)
+        return await run_pipeline(self, self.request(prompt, system=system, sample=sample, **options))
 
     def complete(self, prompt: Prompt, *, system: str | None = None, sample: int = 0,
                  **options: Any) -> Response:
         """Ask the model once; works in plain Python and inside a running Jupyter loop."""
         request = self.request(prompt, system=system, sample=sample, **options)
-        return _aio.run_sync(_pipeline(self, request, None))
+        return _aio.run_sync(run_pipeline(self, request))
 
     def astream(self, prompt: Prompt, *, system: str | None = None, sample: int = 0,
                 **options: Any) -> AsyncStream:
@@ -337,7 +415,7 @@ class AsyncStream:
         import asyncio
 
         queue: asyncio.Queue[str | None] = asyncio.Queue()
-        task = asyncio.ensure_future(_pipeline(self.model, self.request, queue.put_nowait))
+        task = asyncio.ensure_future(run_pipeline(self.model, self.request, queue.put_nowait))
         task.add_done_callback(lambda _t: queue.put_nowait(None))
         sent = False
         try:

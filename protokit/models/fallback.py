@@ -20,10 +20,15 @@ __all__ = ["FallbackModel", "fallback"]
 
 
 class FallbackModel(Model):
-    """Tries each model in order; the Response names the model that answered."""
+    """Tries each model in order; the Response's ``served_by`` names the model that answered.
+
+    Each member is asked once through the current pipeline, so it gets the run's retry
+    policy, per-attempt timeout and budget; the chain as a whole is never retried.
+    """
 
     provider = "fallback"
     cacheable = False  # the inner models' calls are cached, each under its own id
+    composite = True
 
     def __init__(self, models: list[Model], *, name: str | None = None) -> None:
         if len(models) < 2:
@@ -32,27 +37,38 @@ class FallbackModel(Model):
         # Options are the inner models' business; accept the union so callers can pass any of them.
         self.options = frozenset().union(*(m.options for m in models))  # type: ignore[misc]
         super().__init__(name or "|".join(m.id for m in models))
-        self.errors: list[tuple[str, Exception]] = []
 
     def __repr__(self) -> str:
         return "pk.fallback(" + ", ".join(repr(m.id) for m in self.models) + ")"
 
+    def unpriced(self) -> list[str]:
+        """Members whose price is unknown."""
+        return [spec for m in self.models for spec in m.unpriced()]
+
+    def estimate_cost(self, request: Request, output_tokens: int) -> float:
+        """The dearest member's estimate: any one of them may end up answering."""
+        return max(m.estimate_cost(request, output_tokens) for m in self.models)
+
     async def call(self, request: Request, on_chunk: Callable[[str], None] | None = None) -> Response:
         """Ask each model in turn until one answers; raise the last error when none does."""
+        # Errors stay local to this call: concurrent calls of one FallbackModel share nothing.
+        failures: list[str] = []
         last: Exception | None = None
-        self.errors = []
         for model in self.models:
             options = {k: v for k, v in request.options.items() if k in model.options}
-            inner = Request(model.provider, model.name, request.messages, options, request.sample, request.stream)
+            inner = model.request(list(request.messages), sample=request.sample, stream=request.stream, **options)
             try:
                 return await base.run_pipeline(model, inner, on_chunk)
             except (ProviderError, CacheMiss, MissingKeyError) as exc:
                 # A missing key or an unrecorded answer means this provider cannot answer here: try the next.
-                self.errors.append((model.id, exc))
+                failures.append(f"{model.id}: {getattr(exc, 'kind', type(exc).__name__)}")
                 last = exc
         assert last is not None
+        summary = f"every model of {self.id} failed ({'; '.join(failures)}); last: {last}"
         if isinstance(last, ProviderError):
-            raise type(last)(f"every model failed; last: {last}", status=last.status, model=self.id) from last
+            err = type(last)(summary, status=last.status, model=self.id)
+            err.retryable = False  # each member already had the run's retries
+            raise err from last
         raise last
 
 

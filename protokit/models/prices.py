@@ -9,15 +9,22 @@ one warning per model), never an invented number.
 from __future__ import annotations
 
 import json
+import math
 import os
 import warnings
+from collections.abc import Mapping
 from functools import cache
 from importlib import resources
 from typing import Any
 
 from protokit.errors import ConfigError
 
-__all__ = ["PriceWarning", "cost", "get_price", "price_table_date", "set_price"]
+__all__ = ["DEFAULT_OUTPUT_TOKENS", "PriceWarning", "check_price", "cost", "cost_with", "estimate_input_tokens",
+           "get_price", "price_date", "price_table_date", "set_price"]
+
+# Output tokens a call is assumed to produce when max_tokens is not set: used by
+# pk.estimate and by the budget's reservation before a call is sent.
+DEFAULT_OUTPUT_TOKENS = 200
 
 class PriceWarning(UserWarning):
     """A model's price is unknown, so its cost is None."""
@@ -47,14 +54,26 @@ def price_table_date() -> str:
     return str(_table()["updated"])
 
 
+def check_price(model_id: str, entry: Any) -> dict[str, float]:
+    """A validated price entry (USD per 1M tokens); ConfigError naming the bad field otherwise."""
+    if not isinstance(entry, dict) or "input" not in entry or "output" not in entry:
+        raise ConfigError(f"price for {model_id} must be a dict with 'input' and 'output' (USD per 1M tokens), "
+                          f"e.g. price={{'input': 0.4, 'output': 1.6}}; got {entry!r:.80}")
+    unknown = set(entry) - set(_FIELDS)
+    if unknown:
+        raise ConfigError(f"unknown price field(s) {', '.join(sorted(unknown))} for {model_id}; "
+                          f"known: {', '.join(_FIELDS)}")
+    for name, value in entry.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            raise ConfigError(f"price {name}={value!r} for {model_id} must be a non-negative number")
+    return {k: float(v) for k, v in entry.items() if v is not None}
+
+
 def set_price(model_id: str, *, input: float, output: float, cached_input: float | None = None,
               reasoning: float | None = None) -> None:
     """Set the price of ``provider:name`` in USD per million tokens (overrides the table)."""
     entry = {"input": input, "output": output, "cached_input": cached_input, "reasoning": reasoning}
-    for name, value in entry.items():
-        if value is not None and (not isinstance(value, (int, float)) or value < 0):
-            raise ConfigError(f"price {name}={value!r} for {model_id} must be a non-negative number")
-    _overrides[model_id] = {k: float(v) for k, v in entry.items() if v is not None}
+    _overrides[model_id] = check_price(model_id, entry)
     _warned.discard(model_id)
 
 
@@ -66,10 +85,25 @@ def get_price(model_id: str) -> dict[str, float] | None:
     return {k: float(v) for k, v in found.items() if k in _FIELDS} if found else None
 
 
+def price_date(model_id: str) -> str:
+    """Where a model's price comes from: the table's date, or ``"set_price"`` for an override."""
+    return "set_price" if model_id in _overrides else price_table_date()
+
+
+def estimate_input_tokens(chars: int) -> int:
+    """Input tokens for a prompt of ``chars`` characters (about 4 per token in English)."""
+    return math.ceil(chars / 4)
+
+
 def cost(model_id: str, input_tokens: int | None, output_tokens: int | None,
-         cached_input_tokens: int | None = None, reasoning_tokens: int | None = None) -> float | None:
-    """Cost of one call in USD, or None when the price or the usage is unknown."""
-    price = get_price(model_id)
+         cached_input_tokens: int | None = None, reasoning_tokens: int | None = None,
+         *, price: Mapping[str, float] | None = None) -> float | None:
+    """Cost of one call in USD, or None (and one warning per model) when the price or usage is unknown.
+
+    ``price`` is the model's own entry when it has one (``pk.model(..., price=...)``);
+    otherwise the table (with overrides) is looked up by ``model_id``.
+    """
+    price = price if price is not None else get_price(model_id)
     if price is None:
         if model_id not in _warned:
             _warned.add(model_id)
@@ -80,6 +114,12 @@ def cost(model_id: str, input_tokens: int | None, output_tokens: int | None,
                 PriceWarning, filename="protokit", lineno=0, module="protokit.prices",
             )
         return None
+    return cost_with(price, input_tokens, output_tokens, cached_input_tokens, reasoning_tokens)
+
+
+def cost_with(price: Mapping[str, float], input_tokens: int | None, output_tokens: int | None,
+              cached_input_tokens: int | None = None, reasoning_tokens: int | None = None) -> float | None:
+    """Cost in USD of the given usage at ``price``; None when the usage is unknown (and not free)."""
     if price["input"] == 0 and price["output"] == 0:
         return 0.0  # free (a local function or server): no usage needed
     if input_tokens is None or output_tokens is None:

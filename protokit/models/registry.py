@@ -91,4 +91,6 @@ def create(spec: Any, **kwargs: Any) -> Model:
             f"known providers: {', '.join(providers())}"
         )
     provider, _, name = spec.partition(":")
-    return get_provider(provider)(name, **kwargs)
+    # name= labels this candidate ("mini-hot"); the provider is still asked for `name`.
+    label = kwargs.pop("name", None)
+    return get_provider(provider)(name, label=label, **kwargs)

@@ -173,7 +173,10 @@ def execute(path: str | os.PathLike[str], nb: NotebookNode, parameters: Mapping[
 
 
 def _first(text: str) -> str:
-    line = str(text).strip().splitlines()[0] if str(text).strip() else ""
+    from protokit.errors import safe_text
+
+    text = safe_text(str(text))  # before it is shortened: half a key is no longer key-shaped
+    line = text.strip().splitlines()[0] if text.strip() else ""
     return line if len(line) <= 200 else line[:199] + "…"
 
 
@@ -246,10 +249,12 @@ def run_notebook(path: str | os.PathLike[str], parameters: Mapping[str, Any] | N
         "cache_mode": cache_mode or os.environ.get("PROTOKIT_CACHE_MODE") or "auto",
         "executed_at": _now(),
     }
-    if output_path is None:
+    private = output_path is None
+    if output_path is None:  # under .protokit/: private like everything there (a -o path keeps the umask)
         tag = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:8]
         output_path = nb_path.absolute().parent / RUNS_DIR / "runs" / f"{nb_path.stem}-{tag}.ipynb"
-    out = write_notebook(run.nb, output_path)
+        _private_dir(Path(output_path).parent)
+    out = write_notebook(run.nb, output_path, mode=0o600 if private else None)
     exported = [c for c, src in zip(run.source_cells(), nb.cells, strict=True) if is_exported(src)]
     record_run(nb_path, {
         "notebook": nb_path.name, "notebook_hash": digest, "run_id": run.run_id, "parameters": values,
@@ -268,10 +273,25 @@ def _runs_file(nb_path: Path) -> Path:
     return nb_path.absolute().parent / RUNS_DIR / RUNS_FILE
 
 
+def _private_dir(path: Path) -> None:
+    """Create ``path`` (and a missing ``.protokit`` above it) 0700: runs hold prompts, answers, parameters."""
+    top = next((p for p in (path, *path.parents) if p.name == RUNS_DIR), path)
+    for d in (top, path):
+        d.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+
+def _private_file(path: Path) -> int:
+    """Open ``path`` for writing, created 0600 (an existing file is made 0600 too)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, 0o600)
+    return fd
+
+
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "a") as lock:
+    _private_dir(path.parent)
+    with os.fdopen(_private_file(path.with_suffix(".lock")), "a") as lock:
         try:
             import fcntl
 
@@ -299,8 +319,13 @@ def record_run(nb_path: Path, record: dict[str, Any]) -> None:
                                                      and json.dumps(r.get("parameters"), sort_keys=True) == same)]
         runs.append(record)
         tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"runs": runs}, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, file)
+        try:
+            with os.fdopen(_private_file(tmp), "w", encoding="utf-8") as f:
+                f.truncate()
+                f.write(json.dumps({"runs": runs}, indent=1, sort_keys=True) + "\n")
+            os.replace(tmp, file)
+        finally:
+            tmp.unlink(missing_ok=True)
 
 
 def load_runs(nb_path: str | os.PathLike[str]) -> list[dict[str, Any]]:

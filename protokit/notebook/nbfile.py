@@ -84,13 +84,18 @@ def _cell_of(where: str) -> int | None:
     return None
 
 
-def write_notebook(nb: NotebookNode, path: str | os.PathLike[str]) -> Path:
-    """Write a notebook atomically (temp file, then rename)."""
+def write_notebook(nb: NotebookNode, path: str | os.PathLike[str], *, mode: int | None = None) -> Path:
+    """Write a notebook atomically (temp file, then rename); ``mode`` (e.g. 0o600) instead of the umask's."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(nbformat.writes(nb), encoding="utf-8")
+        if mode is None:
+            tmp.write_text(nbformat.writes(nb), encoding="utf-8")
+        else:
+            tmp.unlink(missing_ok=True)  # a stale temp file would keep its own mode
+            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "w", encoding="utf-8") as f:
+                f.write(nbformat.writes(nb))
         os.replace(tmp, out)
     finally:
         tmp.unlink(missing_ok=True)

@@ -219,7 +219,7 @@ def _cassette(path: str | os.PathLike[str], keys: list[str]) -> str:
             buffer = io.StringIO()
             n = cache.export(buffer, wanted)
     except CacheError as exc:
-        raise PromoteError(f"cannot read the recorded model calls: {exc}") from None
+        raise PromoteError(f"cannot export the recorded model calls: {exc}") from None
     if n != len(wanted):
         raise PromoteError(f"{len(wanted) - n} of the {len(wanted)} model calls the notebook made are missing "
                            f"from {cache_path}; run the notebook again (`protokit run`) to record them")

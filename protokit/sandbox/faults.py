@@ -8,9 +8,11 @@ from protokit.errors import SandboxError
 
 __all__ = ["KNOWN_FAULTS", "STATUS_FAULTS", "FaultPlan", "parse_faults"]
 
-# status faults answer with a provider-shaped error body; the others misbehave at the transport.
+# status faults answer with a provider-shaped error body; the others misbehave at the transport,
+# but for leaky401: a 401 whose message quotes the key the client sent, as a careless proxy's does
+# (to check that no credential gets through protokit's error texts).
 STATUS_FAULTS: dict[str, int] = {"400": 400, "401": 401, "429": 429, "500": 500, "529": 529}
-KNOWN_FAULTS: tuple[str, ...] = (*STATUS_FAULTS, "timeout", "reset", "malformed")
+KNOWN_FAULTS: tuple[str, ...] = (*STATUS_FAULTS, "timeout", "reset", "malformed", "leaky401")
 
 
 class FaultPlan:

@@ -178,6 +178,11 @@ class SandboxServer:
             await self._delay(chat.model)
         elif fault in STATUS_FAULTS:
             return self._fault_response(dialect, chat, STATUS_FAULTS[fault])
+        elif fault == "leaky401":
+            self.stats.record(dialect.name, chat.model, "401")
+            sent = request.headers.get("x-api-key") or request.headers.get("Authorization", "").removeprefix("Bearer ")
+            body = dialect.error(401, f"sandbox fault: invalid API key {sent!r} for {request.host}")
+            return web.Response(body=body, status=401, content_type=_JSON)
         elif fault == "reset":
             self.stats.record(dialect.name, chat.model, "reset")
             return await self._reset_connection(request)

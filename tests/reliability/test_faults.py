@@ -114,3 +114,32 @@ def test_without_retries_each_fault_is_its_own_classified_row(faulty: Sandbox) -
     ok = res["error"].isna()
     text = dict(zip(cases["case"], cases["text"], strict=True))
     assert (res.loc[ok, "output"] == res.loc[ok, "case"].map(text)).all()
+
+
+# A stricter mix than FAULTS (29% of requests fail) for the per-attempt timeout drill.
+STRICT_FAULTS = "429=0.1,500=0.08,timeout=0.05,malformed=0.03,reset=0.03"
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore::protokit.models.prices.PriceWarning")
+def test_a_per_attempt_timeout_recovers_hung_attempts_under_the_strict_mix(full_drills: bool) -> None:
+    """compare(timeout=T) bounds each attempt: a hang costs T and is retried like a 5xx.
+
+    The models keep the SDKs' own 60 s timeout, so only protokit's per-attempt timeout can
+    end a hang. Full size: 600 calls with T = 5 s (the issue's figure); CI size: 200 with T = 1 s.
+    """
+    per_attempt = 5.0 if full_drills else 1.0
+    with Sandbox(port=0, faults=STRICT_FAULTS, seed=SEED, timeout_hold=4 * per_attempt) as sb:
+        models = [pk.model("openai:echo", base_url=sb.openai_base_url, api_key="k"),
+                  pk.model("anthropic:echo", base_url=sb.anthropic_base_url, api_key="k")]
+        cases = _cases(300 if full_drills else 100)
+        res = pk.compare(models, "{text}", cases, concurrency=32, timeout=per_attempt,
+                         retries=RetryPolicy(retries=6, base_delay=0.02, max_delay=0.2)).results
+        stats = sb.stats()
+    _check_one_row_each(res, cases, [m.id for m in models])
+    ok = res["error"].isna()
+    assert ok.mean() >= 0.99, res.loc[~ok, ["case", "model", "error", "error_message"]].to_string()
+    assert stats["by_status"].get("timeout", 0) > 0, stats  # hangs happened and were survived
+    text = dict(zip(cases["case"], cases["text"], strict=True))
+    assert (res.loc[ok, "output"] == res.loc[ok, "case"].map(text)).all()
+    assert stats["requests"] == res["attempts"].sum()
