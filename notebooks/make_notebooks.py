@@ -278,16 +278,11 @@ answer, so the next model is asked.
 """),
         code("""
 # One quick retry: the default policy (4 retries with exponential backoff) would make this cell wait.
-default_policy = pk.runner.DEFAULT_POLICY
-pk.runner.DEFAULT_POLICY = pk.runner.RetryPolicy(retries=1, base_delay=0.05)
-try:
+with pk.call_context(retries=1):
     unreachable = pk.model(openai_model, base_url="http://127.0.0.1:9/v1")
     resilient = pk.fallback(unreachable, anthropic_model)
     rescued = resilient.complete("Suggest a name for a support-ticket router.")
-finally:
-    pk.runner.DEFAULT_POLICY = default_policy
-print("failed:     ", [model_id for model_id, _ in resilient.errors])
-print("answered by:", rescued.model)
+print("answered by:", rescued.served_by)
 print(rescued.text)
 """),
         md("## Outputs"),
@@ -295,7 +290,7 @@ print(rescued.text)
 pk.output("openai_answer", answer.text)
 pk.output("openai_tokens", {"input": answer.input_tokens, "output": answer.output_tokens})
 pk.output("openai_cost_usd", answer.cost_usd)
-pk.output("fallback_answered_by", rescued.model);
+pk.output("fallback_answered_by", rescued.served_by);
 """),
     ])
 

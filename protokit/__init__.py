@@ -35,6 +35,7 @@ from protokit.errors import (
     TimeoutError_,
 )
 from protokit.models import Model, Response, fallback, model, providers, register, set_price
+from protokit.runner import RetryPolicy, call_context
 
 __version__ = "0.1.0"
 
@@ -71,6 +72,7 @@ __all__ = [
     "ProviderError",
     "RateLimitError",
     "Response",
+    "RetryPolicy",
     "Sandbox",
     "SandboxError",
     "ServerError",
@@ -78,6 +80,7 @@ __all__ = [
     "__version__",
     "acompare",
     "cache",
+    "call_context",
     "compare",
     "estimate",
     "fallback",

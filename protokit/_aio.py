@@ -18,6 +18,7 @@ from protokit.errors import ConfigError
 
 T = TypeVar("T")
 
+_WIND_DOWN_S = 5.0
 _lock = threading.Lock()
 _loop: asyncio.AbstractEventLoop | None = None
 _thread: threading.Thread | None = None
@@ -47,12 +48,23 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
         raise ConfigError(
             "a synchronous protokit call was made from inside async code; use the async form (await ...)"
         )
-    future = asyncio.run_coroutine_threadsafe(coro, background_loop())
+    ended = threading.Event()
+
+    async def _run() -> T:
+        try:
+            return await coro
+        finally:
+            ended.set()
+
+    future = asyncio.run_coroutine_threadsafe(_run(), background_loop())
     try:
         return future.result()
     except KeyboardInterrupt:
-        # Ctrl-C in a notebook: stop the work on the background loop too.
+        # Ctrl-C in a notebook: stop the work on the background loop too, and give it a moment
+        # to wind down (a comparison stores its finished rows and ends its run as cancelled)
+        # before a script exits and takes the background thread with it.
         future.cancel()
+        ended.wait(_WIND_DOWN_S)
         raise
 
 

@@ -21,6 +21,10 @@ never the network), ``off`` (no cache at all; the file is not touched).
 The file is shared safely by several processes (two Jupyter kernels): WAL mode,
 ``busy_timeout`` of 30 s, and every write in a ``BEGIN IMMEDIATE`` transaction.
 
+A file that cannot be written (its permissions, its folder's, or a read-only disk) is
+opened read-only: it replays in ``replay`` mode (nothing is written, not even which
+run used which entry), and ``auto``/``record`` mode refuse it with one line saying so.
+
 What is stored
 --------------
 Replay is exact: messages and answers are stored verbatim and come back byte for byte.
@@ -144,8 +148,10 @@ def _warn_secret_shaped(request: Mapping[str, Any]) -> None:
 def _row(key: str, request: Mapping[str, Any], entry: Mapping[str, Any]) -> tuple[Any, ...]:
     """The entries row for a put: options scrubbed, the answer verbatim (flagged if key-shaped)."""
     req, ent = _stored_request(request), dict(entry)
-    text = ent.get("text")
-    if isinstance(text, str) and looks_like_secret(text):
+    text, flag = ent.get("text"), ent.pop("secret_shaped", None)
+    if not isinstance(flag, bool):  # a Response's entry says; a record from elsewhere is checked here
+        flag = isinstance(text, str) and looks_like_secret(text)
+    if flag:
         ent["secret_shaped"] = True
         _warn_secret_shaped(req)
     ent.setdefault("created_at", _now())
@@ -175,15 +181,19 @@ def _prompt_of(request: Mapping[str, Any]) -> str:
 
 def _inspect(path: Path, shown: str) -> None:
     """Refuse a corrupt or foreign file, reading it only (read-only connection)."""
-    with open(path, "rb") as f:
-        head = f.read(16)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as exc:
+        raise CacheError(f"cannot read cache {shown}: {(exc.strerror or str(exc)).lower()}; fix its permissions "
+                         "(chmod u+rw) or point PROTOKIT_CACHE at another path") from exc
     if not head:
         return  # an empty file is a cache another process is just creating
     fix = "move it away or point PROTOKIT_CACHE at another path"
     if head != _SQLITE_MAGIC:
         raise CacheError(f"{shown} is not a protokit cache (not a SQLite file, or a corrupt one); {fix}")
     try:
-        ro = sqlite3.connect(path.absolute().as_uri() + "?mode=ro", uri=True, timeout=_BUSY_MS / 1000)
+        ro = _connect_ro(path)
         try:
             check = ro.execute("PRAGMA quick_check").fetchone()
             tables = {r[0] for r in ro.execute("SELECT name FROM sqlite_master WHERE type='table'")}
@@ -191,12 +201,50 @@ def _inspect(path: Path, shown: str) -> None:
         finally:
             ro.close()
     except sqlite3.DatabaseError as exc:
+        if _is_readonly(exc):  # not corrupt: SQLite could not even open it for reading
+            raise CacheError(f"cannot read cache {shown}: {exc}; check the permissions of the file and its "
+                             "folder, or point PROTOKIT_CACHE at another path") from exc
         raise CacheError(f"{shown} is a corrupt SQLite file ({exc}); {fix}") from exc
     if not check or check[0] != "ok":
         raise CacheError(f"{shown} is a corrupt SQLite file (quick_check: {check and check[0]}); {fix}")
     if tables and (not app or app[0] != "protokit"):
         raise CacheError(f"{shown} is not a protokit cache (it is a SQLite file of another program); "
                          "point PROTOKIT_CACHE at another path")
+
+
+def _is_readonly(exc: BaseException) -> bool:
+    """True for SQLite's "read-only" and "cannot open" errors (permissions, not damage)."""
+    text = str(exc).lower()
+    return isinstance(exc, sqlite3.Error) and ("readonly" in text or "read-only" in text
+                                               or "unable to open database file" in text)
+
+
+def _connect_ro(path: Path, **kwargs: Any) -> sqlite3.Connection:
+    """A read-only connection. A WAL file needs its -shm beside it; when the folder cannot hold
+    one (read-only folder or disk), the file is opened ``immutable``: nobody can write it there."""
+    uri = path.absolute().as_uri()
+    error: sqlite3.Error | None = None
+    for query in ("?mode=ro", "?mode=ro&immutable=1"):
+        conn = sqlite3.connect(uri + query, uri=True, timeout=_BUSY_MS / 1000, **kwargs)
+        try:
+            conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()
+            return conn
+        except sqlite3.Error as exc:
+            conn.close()
+            if not _is_readonly(exc):
+                raise
+            error = exc
+    assert error is not None
+    raise error
+
+
+def _not_writable(path: Path) -> str | None:
+    """Why protokit cannot write the cache file at ``path`` (an existing file), or None."""
+    if not os.access(path, os.W_OK):
+        return "the file is not writable"
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        return f"its folder {path.parent} is not writable"
+    return None
 
 
 def _set_wal(conn: sqlite3.Connection, shown: str) -> None:
@@ -284,6 +332,7 @@ class Cache:
         self._conn: sqlite3.Connection | None = None
         self._pid = 0
         self._migrated = 0
+        self._readonly: str | None = None  # why the file cannot be written, once opened read-only
         self._used: dict[str, None] = {}
         if mode != "off":
             self._db()  # open now so a bad path or file fails at configure time, not mid-run
@@ -304,7 +353,22 @@ class Cache:
 
     @mode.setter
     def mode(self, mode: str) -> None:
+        if self._readonly and _check_mode(mode) in ("auto", "record"):
+            raise self._readonly_error()
         self._mode = _check_mode(mode)
+
+    @property
+    def readonly(self) -> bool:
+        """True when the file was opened read-only (it cannot be written): replay only."""
+        return self._readonly is not None
+
+    def _readonly_error(self) -> CacheError:
+        return CacheError(f"cache {self._shown} is read-only ({self._readonly}); use --cache-mode replay / "
+                          "PROTOKIT_CACHE_MODE=replay or point PROTOKIT_CACHE at a writable path")
+
+    def _write_error(self) -> CacheError:
+        return CacheError(f"cannot write to cache {self._shown}: it is read-only ({self._readonly}); "
+                          "point PROTOKIT_CACHE (or --path) at a writable path")
 
     # -- opening -----------------------------------------------------------------
     def _db(self) -> sqlite3.Connection:
@@ -331,8 +395,15 @@ class Cache:
                 created = True
             except FileExistsError:
                 pass
+            except OSError as exc:
+                raise CacheError(f"cannot create cache {shown}: {(exc.strerror or str(exc)).lower()} in "
+                                 f"{path.parent}; point PROTOKIT_CACHE at a writable path") from exc
+        self._readonly = None
         if not created:
             _inspect(path, shown)
+            why = _not_writable(path)
+            if why is not None:
+                return self._open_readonly(why)
         # isolation_level=None: transactions are ours (BEGIN IMMEDIATE), never implicit.
         conn = sqlite3.connect(str(path), timeout=_BUSY_MS / 1000, isolation_level=None,
                                check_same_thread=False)
@@ -344,12 +415,40 @@ class Cache:
             self._migrate(conn)
         except BaseException as exc:
             conn.close()
+            cause = exc if isinstance(exc, sqlite3.Error) else exc.__cause__
+            if not created and _is_readonly(cause or exc):  # e.g. a read-only mount os.access did not see
+                return self._open_readonly("SQLite cannot write it")
             if isinstance(exc, sqlite3.Error):
                 raise CacheError(f"cannot open cache {shown}: {exc}") from exc
             raise
         for suffix in ("-wal", "-shm"):  # SQLite copies the db's mode; make sure where we own them
             with contextlib.suppress(OSError):
                 os.chmod(f"{path}{suffix}", 0o600)
+        return conn
+
+    def _open_readonly(self, why: str) -> sqlite3.Connection:
+        """Open a file that cannot be written: no WAL switch, no migrations, no writes; replay only."""
+        shown = self._shown
+        try:
+            conn = _connect_ro(self.path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise CacheError(f"cannot open cache {shown} read-only ({why}): {exc}; check the permissions of the "
+                             "file and its folder, or point PROTOKIT_CACHE at another path") from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {_BUSY_MS}")
+            ours = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'schema_migrations'").fetchone()
+        except sqlite3.Error as exc:
+            conn.close()
+            raise CacheError(f"cannot read cache {shown}: {exc}") from exc
+        self._readonly = why
+        if not ours:
+            conn.close()
+            raise CacheError(f"cache {shown} is read-only ({why}) and holds no recorded calls yet; "
+                             "point PROTOKIT_CACHE at a writable path")
+        if self._mode in ("auto", "record"):
+            conn.close()
+            raise self._readonly_error()
+        self._migrated = len(MIGRATIONS)  # a read-only file is used as it is
         return conn
 
     def _bootstrap(self, conn: sqlite3.Connection) -> None:
@@ -400,7 +499,7 @@ class Cache:
         """The open connection, with any newly registered migrations applied; hold ``lock`` to use it."""
         with self.lock:
             conn = self._db()
-            if self._migrated != len(MIGRATIONS):
+            if self._migrated != len(MIGRATIONS) and not self._readonly:
                 self._migrate(conn)
             return conn
 
@@ -409,6 +508,8 @@ class Cache:
         """Hold the lock and a ``BEGIN IMMEDIATE`` transaction; commit on success, roll back on error."""
         with self.lock:
             conn = self.connection()
+            if self._readonly:
+                raise self._write_error()
             with self._tx(conn):
                 yield conn
 
@@ -429,7 +530,7 @@ class Cache:
                 row = conn.execute(self._GET, (key,)).fetchone()
                 if row is None:
                     return None
-                if self._mark(key):
+                if self._mark(key) and not self._readonly:
                     with self._tx(conn):
                         conn.execute(self._USE, (self.run_id, key, _now()))
             except sqlite3.Error as exc:
@@ -450,6 +551,8 @@ class Cache:
             return
         with self.lock:
             conn = self._db()
+            if self._readonly:
+                raise self._write_error()
             try:
                 with self._tx(conn):
                     conn.executemany(self._PUT, rows)
@@ -520,6 +623,10 @@ class Cache:
             path_or_file.write(text)
         else:
             out = Path(path_or_file)
+            if not out.parent.is_dir():
+                what = "is a file, not a folder" if out.parent.exists() else "does not exist"
+                raise CacheError(f"cannot write {os.fspath(path_or_file)}: folder {out.parent} {what}; "
+                                 "create it or pick another path")
             tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
             try:
                 fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -528,8 +635,12 @@ class Cache:
                         os.fchmod(f.fileno(), 0o600)  # a stale temp file keeps its old mode otherwise
                     f.write(text)
                 os.replace(tmp, out)  # readers never see half a cassette
+            except OSError as exc:
+                raise CacheError(f"cannot write {os.fspath(path_or_file)}: {(exc.strerror or str(exc)).lower()}; "
+                                 "pick a writable path") from exc
             finally:
-                tmp.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    tmp.unlink(missing_ok=True)
         return len(entries)
 
     def stats(self) -> dict[str, Any]:

@@ -9,7 +9,6 @@ written to the run store in batches, and turned into one DataFrame at the end.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import sys
 import types
 import warnings
@@ -22,9 +21,9 @@ from protokit import _aio
 from protokit import cache as cache_mod
 from protokit.cases import DEFAULT_CONCURRENCY, OnResult, OnStart, Plan, Prompt, build_plan
 from protokit.comparison import Comparison, PairedComparison
-from protokit.errors import ConfigError, ProtokitError, safe_text
+from protokit.errors import BudgetExceeded, ConfigError, ProtokitError, safe_text
 from protokit.estimates import DEFAULT_OUTPUT_TOKENS, TYPICAL_LATENCY_S, Estimate, estimate
-from protokit.runner import DEFAULT_POLICY, Outcome, Progress, RetryPolicy, Runner
+from protokit.runner import Outcome, Progress, RetryPolicy, Runner, retry_policy
 from protokit.runs import RunStore
 from protokit.scorers import Scorer, ScorerTypeError, to_score
 from protokit.scorers._judge import Judge
@@ -120,6 +119,9 @@ class _Run:
                 except asyncio.CancelledError:
                     errors.append(f"{scorer.name}: cancelled")
                     raise
+                except BudgetExceeded:  # its call would have crossed the budget: it was not sent
+                    errors.append(f"{scorer.name}: not run (budget spent)")
+                    continue
                 except Exception as exc:
                     errors.append(f"{scorer.name}: {type(exc).__name__}: {exc}")
                     continue
@@ -141,17 +143,6 @@ class _Run:
                     self._warned = True
                     warnings.warn(safe_text(f"on_result raised {type(exc).__name__}: {exc}; the run goes on"),
                                   RuntimeWarning, stacklevel=2)
-
-
-def _policy(retries: int | RetryPolicy | None) -> RetryPolicy:
-    """The retry policy for ``retries=``: a count keeps the default backoff."""
-    if retries is None:
-        return DEFAULT_POLICY
-    if isinstance(retries, RetryPolicy):
-        return retries
-    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
-        raise ConfigError(f"retries must be a whole number >= 0 or a RetryPolicy, got {retries!r}")
-    return dataclasses.replace(DEFAULT_POLICY, retries=retries)
 
 
 def _fill_error(row: dict[str, Any], error: ProtokitError | None) -> None:
@@ -190,7 +181,7 @@ async def acompare(
     store = RunStore.start(plan.meta)
     run = _Run(plan, store, on_result, concurrency)
     runner = Runner(concurrency=concurrency, budget_usd=budget_usd, on_result=run.on_outcome,
-                    policy=_policy(retries), timeout=timeout)
+                    policy=retry_policy(retries), timeout=timeout)
     run.runner = runner
     # A judge's calls spend from the same budget, so its price must be known too.
     runner.check_prices([*plan.models, *(s.model for s in plan.scorers if isinstance(s, Judge))])
@@ -263,7 +254,10 @@ def compare(
     concurrency
         Calls in flight at once.
     budget_usd
-        No call is issued once the cost spent reaches this; the rest get ``error="not_run_budget"``.
+        A ceiling on money spent, judge calls included: each call reserves its estimated cost
+        (prompt tokens plus ``max_tokens``, else a typical answer) before it is sent, and a call
+        that would cross the budget is not sent (``error="not_run_budget"``). Every model needs
+        a known price (``pk.set_price`` or ``price=``); an unknown one is refused before any call.
     system
         A system prompt for every call.
     options
@@ -277,7 +271,8 @@ def compare(
         Retries of a retryable error (429, 5xx, timeout, reset): a number (the default backoff
         otherwise) or a ``RetryPolicy``; None keeps the runner's default (4 retries).
     timeout
-        Seconds for one call, retries included, beyond each model's own timeout; None: no limit.
+        Seconds for one attempt, beyond each model's own timeout; a timed-out attempt is retried
+        like a 5xx (``retries=``). None: no limit but the model's.
     """
     return _aio.run_sync(acompare(models, prompt, cases, scorers, samples=samples, concurrency=concurrency,
                                   budget_usd=budget_usd, system=system, options=options,

@@ -96,14 +96,20 @@ def run_demo(out_dir: str | os.PathLike[str] = "protokit-demo", *, live: bool = 
     """Run the whole path and return what happened; ``say`` receives progress lines."""
     from protokit.notebook.execute import run_notebook
     from protokit.notebook.validate import validate
-    from protokit.promote import promote
+    from protokit.promote import check_module_name, promote
 
     out = Path(out_dir).absolute()
     params: dict[str, Any] = {}
-    if live:  # checked before anything is written
+    check_module_name(name)  # checked before anything is written, like the keys
+    if live:
         models, judge = _live_models()
         params = {"models": models, "judge_model": judge}
-    nb_path = _prepare(out)
+    try:
+        nb_path = _prepare(out)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise ConfigError(f"cannot write the demo into {out}: {(exc.strerror or str(exc)).lower()}{where}; "
+                          "pick a writable folder with --out") from None
     data = out / "data"
     env: dict[str, str] = {"PROTOKIT_CACHE": str(out / "protokit.db"), "PROTOKIT_CACHE_MODE": "auto"}
     sandbox = None

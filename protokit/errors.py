@@ -30,7 +30,9 @@ exports, the run store, logs or the terminal.
 
 from __future__ import annotations
 
+import contextlib
 import re
+import sys
 
 from protokit.secrets import REDACTED, redact
 
@@ -80,6 +82,25 @@ class ProtokitError(Exception):
         # forget to. Texts that never become a ProtokitError (scorer exceptions, the CLI's
         # other exceptions) call safe_text where they are built.
         super().__init__(*(safe_text(a) if isinstance(a, str) else a for a in args))
+        _redact_handled()
+
+
+def _redact_handled() -> None:
+    """Redact, in place, the texts of the exception being handled and of its causes.
+
+    A ProtokitError built in an ``except`` block is raised from that exception (``from exc``
+    or implicitly), and a traceback (a notebook's, the terminal's) prints the whole chain:
+    an SDK error quoting its body, a callable model's own exception. Only their ``args``
+    strings change; the objects (and an SDK error's ``body``) are otherwise left as they are.
+    """
+    exc = sys.exc_info()[1]
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if not isinstance(exc, ProtokitError) and any(isinstance(a, str) for a in exc.args):
+            with contextlib.suppress(Exception):  # an exotic exception type: its text stays as it was
+                exc.args = tuple(safe_text(a) if isinstance(a, str) else a for a in exc.args)
+        exc = exc.__cause__ or exc.__context__
 
 
 class ConfigError(ProtokitError, ValueError):

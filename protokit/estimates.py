@@ -10,14 +10,14 @@ from typing import Any
 
 from protokit import cache as cache_mod
 from protokit.cases import DEFAULT_CONCURRENCY, OnResult, OnStart, Plan, Prompt, build_plan
-from protokit.models import Model, get_price
+from protokit.models import Model
+from protokit.models.prices import DEFAULT_OUTPUT_TOKENS, estimate_input_tokens
 from protokit.scorers._judge import Judge
 
 __all__ = ["DEFAULT_OUTPUT_TOKENS", "TYPICAL_LATENCY_S", "Estimate", "estimate"]
 
-# Output tokens per call when max_tokens is not set, and seconds per call when the
-# cache has no recorded latency for a model. Both are guesses, on purpose modest.
-DEFAULT_OUTPUT_TOKENS = 200
+# Seconds per call when the cache has no recorded latency for a model (a guess, on
+# purpose modest); output tokens per call without max_tokens: prices.DEFAULT_OUTPUT_TOKENS.
 TYPICAL_LATENCY_S = 2.0
 _JUDGE_OUTPUT_TOKENS = 60
 
@@ -70,8 +70,8 @@ def _chars(request: Any) -> int:
     return sum(len(m["content"]) for m in request.messages)
 
 
-def _cost(model_id: str, tin: int, tout: int) -> float | None:
-    price = get_price(model_id)
+def _cost(model: Model, tin: int, tout: int) -> float | None:
+    price = model.price_entry()
     if price is None:
         return None
     return (tin * price["input"] + tout * price["output"]) / 1_000_000
@@ -141,14 +141,14 @@ def estimate(
         if keys.get(call.tag) in hits:
             entry["cached"] += 1
             continue
-        entry["input_tokens"] += math.ceil(_chars(call.request) / 4)
+        entry["input_tokens"] += estimate_input_tokens(_chars(call.request))
         entry["output_tokens"] += int(call.request.options.get("max_tokens") or DEFAULT_OUTPUT_TOKENS)
     busy = 0.0
     unknown: list[str] = []
     total_cost: float | None = 0.0
     for m in plan.models:
         entry = by_model[m.id]
-        entry["cost_usd"] = _cost(m.id, entry["input_tokens"], entry["output_tokens"])
+        entry["cost_usd"] = _cost(m, entry["input_tokens"], entry["output_tokens"])
         if entry["cost_usd"] is None:
             unknown.append(m.id)
             total_cost = None
@@ -176,7 +176,7 @@ def _judge_estimate(plan: Plan) -> tuple[int, float | None]:
         n = len(plan.calls)
         calls += n
         tin = math.ceil((len(j.template) + len(j.rubric) + case_chars) / 4 + DEFAULT_OUTPUT_TOKENS)
-        c = _cost(j.model.id, tin * n, _JUDGE_OUTPUT_TOKENS * n)
+        c = _cost(j.model, tin * n, _JUDGE_OUTPUT_TOKENS * n)
         if c is None:
             return calls, None
         cost += c

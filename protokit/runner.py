@@ -11,6 +11,7 @@ every call as an :class:`Outcome`: a response or an error value, never lost.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import dataclasses
 import random
@@ -18,7 +19,7 @@ import threading
 import time
 import warnings
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +37,8 @@ from protokit.errors import (
 from protokit.models import base, prices
 from protokit.models.base import Model, Request, Response
 
-__all__ = ["AdaptiveLimit", "Budget", "Call", "CallContext", "Outcome", "Progress", "RetryPolicy", "Runner", "execute"]
+__all__ = ["AdaptiveLimit", "Budget", "Call", "CallContext", "Outcome", "Progress", "RetryPolicy", "Runner",
+           "call_context", "execute", "retry_policy"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,6 +153,37 @@ class CallContext:
 
 
 DEFAULT_CONTEXT = CallContext()
+
+
+def retry_policy(retries: int | RetryPolicy | None) -> RetryPolicy:
+    """The retry policy for ``retries=``: a count keeps the default backoff; None the default policy."""
+    if retries is None:
+        return DEFAULT_POLICY
+    if isinstance(retries, RetryPolicy):
+        return retries
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ConfigError(f"retries must be a whole number >= 0 or a RetryPolicy, got {retries!r}")
+    return dataclasses.replace(DEFAULT_POLICY, retries=retries)
+
+
+@contextlib.contextmanager
+def call_context(*, retries: int | RetryPolicy | None = None, timeout: float | None = None,
+                 budget_usd: float | None = None) -> Iterator[CallContext]:
+    """Settings for the model calls made inside a ``with`` block (``complete``, ``stream``, fallback).
+
+    ``with pk.call_context(retries=1, timeout=5): m.complete(...)`` retries once and bounds each
+    attempt to 5 s; ``budget_usd`` caps what the calls in the block may spend, as in compare.
+    """
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
+                                or timeout <= 0):
+        raise ConfigError(f"timeout must be a positive number of seconds or None, got {timeout!r}")
+    if budget_usd is not None and (isinstance(budget_usd, bool) or not isinstance(budget_usd, (int, float))
+                                   or budget_usd < 0):
+        raise ConfigError(f"budget_usd must be a non-negative number or None, got {budget_usd!r}")
+    ctx = CallContext(policy=retry_policy(retries), timeout=timeout,
+                      budget=Budget(budget_usd) if budget_usd is not None else None)
+    with base.use_pipeline(ctx.pipeline()):
+        yield ctx
 
 
 async def execute(

@@ -4,7 +4,12 @@ Two tables are added to the cache file through its migrations: ``compare_runs`` 
 per comparison) and ``compare_rows`` (one JSON row per case x model x sample,
 exactly the row of ``Comparison.results``). Rows are written in batches as they
 arrive, so an interrupted run keeps what it finished. With the cache ``off``
-nothing is written (that mode promises not to touch the file).
+nothing is written (that mode promises not to touch the file), nor with a read-only one.
+
+A run is ``running`` until it ends as ``finished``, ``cancelled`` (Ctrl-C, ``cancel()``)
+or ``failed``. Its writer's host, pid and process start time are stored with it, so a
+run whose process was killed (SIGKILL, a crashed kernel, a power cut) is listed as
+``interrupted`` rather than ``running`` forever.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import json
 import math
 import os
 import secrets
+import socket
 from collections.abc import Mapping
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,7 +32,7 @@ if TYPE_CHECKING:
 
     from protokit.comparison import Comparison
 
-__all__ = ["BATCH", "RunStore", "list_runs", "load_run", "resolve_run_id"]
+__all__ = ["BATCH", "RunStore", "list_runs", "load_run", "owner", "resolve_run_id", "writer_gone"]
 
 BATCH = 500
 
@@ -41,10 +47,83 @@ def _m_runs(conn: sqlite3.Connection) -> None:
                  " PRIMARY KEY (run_id, idx))")
 
 
+def _m_owner(conn: sqlite3.Connection) -> None:
+    conn.execute("ALTER TABLE compare_runs ADD COLUMN owner TEXT")
+
+
 def _register() -> None:
     # Registered on first use rather than at import, so importing protokit never changes
     # the schema list other code (and its tests) sees; registering again is a no-op.
     cache_mod.register_migration("compare_runs_0001", _m_runs)
+    cache_mod.register_migration("compare_runs_0002_owner", _m_owner)
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+
+
+def _proc_start(pid: int) -> str | None:
+    """A live process's start time in clock ticks since boot (Linux /proc), else None."""
+    stat = _read(f"/proc/{pid}/stat")
+    if not stat or ")" not in stat:
+        return None
+    fields = stat[stat.rindex(")") + 2:].split()  # the name (field 2) may hold spaces and ')'
+    if len(fields) < 20 or fields[0] in ("Z", "X"):  # a zombie has ended already
+        return None
+    return fields[19]  # field 22: starttime
+
+
+def _pid_ns() -> str | None:
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+
+
+def owner() -> str:
+    """This process as a run's writer: host, pid namespace, boot, pid and start time (JSON)."""
+    pid = os.getpid()
+    return json.dumps({"host": socket.gethostname(), "ns": _pid_ns(), "boot": _read("/proc/sys/kernel/random/boot_id"),
+                       "pid": pid, "start": _proc_start(pid)}, sort_keys=True)
+
+
+def writer_gone(owner_json: str | None) -> bool:
+    """True when the process that wrote a run is known to have ended; False when alive or unknown."""
+    try:
+        o = json.loads(owner_json) if owner_json else None
+    except ValueError:
+        return False
+    if not isinstance(o, dict) or not isinstance(o.get("pid"), int):
+        return False  # a run from before writers were recorded: cannot tell
+    if o.get("host") != socket.gethostname() or o.get("ns") != _pid_ns():
+        return False  # another machine or container: its processes are not visible from here
+    boot = _read("/proc/sys/kernel/random/boot_id")
+    if o.get("boot") and boot and o["boot"] != boot:
+        return True  # the machine restarted since
+    if o.get("start") is not None:  # Linux: the pid is gone, or now belongs to another process
+        return _proc_start(o["pid"]) != o["start"]
+    if os.name != "posix":
+        return False  # Windows: os.kill(pid, 0) would terminate the process
+    try:
+        os.kill(o["pid"], 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # it exists, owned by another user
+    return False
+
+
+def _status(status: str, owner_json: str | None) -> str:
+    return "interrupted" if status == "running" and writer_gone(owner_json) else status
+
+
+def _has_runs(conn: sqlite3.Connection) -> tuple[bool, bool]:
+    """(compare_runs exists, it has the owner column): a read-only cache is not migrated."""
+    columns = {r[1] for r in conn.execute("PRAGMA table_info(compare_runs)")}
+    return bool(columns), "owner" in columns
 
 
 def _now() -> str:
@@ -95,19 +174,19 @@ class RunStore:
 
     @classmethod
     def start(cls, meta: Mapping[str, Any], *, cache: cache_mod.Cache | None = None) -> RunStore | None:
-        """Record a new run (status ``running``); None when the cache is off."""
+        """Record a new run (status ``running``); None when the cache is off or read-only."""
         cache = cache or cache_mod.get_cache()
-        if cache.mode == "off":
+        if cache.mode == "off" or cache.readonly:
             return None
         _register()
         store = cls(cache, new_run_id())
         with cache.transaction() as conn:
             conn.execute(
                 "INSERT INTO compare_runs (id, created_at, status, prompt, models, options, scorers, score_names,"
-                " columns, cases, total) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
+                " columns, cases, total, owner) VALUES (?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (store.run_id, _now(), meta["prompt"], dumps(meta["models"]), dumps(meta["options"]),
                  dumps(meta["scorers"]), dumps(meta["score_names"]), dumps(meta["columns"]),
-                 dumps(meta["cases"]), meta["total"]))
+                 dumps(meta["cases"]), meta["total"], owner()))
         return store
 
     def add(self, idx: int, row: Mapping[str, Any]) -> None:
@@ -145,8 +224,9 @@ def _open(path: str | os.PathLike[str] | None) -> cache_mod.Cache:
         if cache.mode != "off":
             return cache
         path = cache.path
-    # create=False: looking for runs must never leave an empty database behind.
-    return cache_mod.Cache(Path(path), mode="auto", create=False)
+    # create=False: looking for runs must never leave an empty database behind; replay mode
+    # (nothing here records calls) so a read-only cache can be read too.
+    return cache_mod.Cache(Path(path), mode="replay", create=False)
 
 
 def resolve_run_id(conn: sqlite3.Connection, run_id: str) -> str:
@@ -165,12 +245,16 @@ def resolve_run_id(conn: sqlite3.Connection, run_id: str) -> str:
 def list_runs(path: str | os.PathLike[str] | None = None, *, limit: int | None = None) -> list[dict[str, Any]]:
     """Stored runs, newest first: id, created_at, status, models, cases, n (rows stored), total, cost_usd."""
     cache = _open(path)
-    sql = ("SELECT id, created_at, status, models, json_array_length(cases), n, total, cost_usd "
-           "FROM compare_runs ORDER BY created_at DESC, id DESC")
     with cache.lock:
-        rows = cache.connection().execute(sql + (f" LIMIT {int(limit)}" if limit else "")).fetchall()
-    return [{"id": r[0], "created_at": r[1], "status": r[2], "models": json.loads(r[3]), "cases": r[4],
-             "n": r[5], "total": r[6], "cost_usd": r[7]} for r in rows]
+        conn = cache.connection()
+        exists, owned = _has_runs(conn)
+        if not exists:  # a read-only cache written before runs were stored
+            return []
+        sql = ("SELECT id, created_at, status, models, json_array_length(cases), n, total, cost_usd, "
+               f"{'owner' if owned else 'NULL'} FROM compare_runs ORDER BY created_at DESC, id DESC")
+        rows = conn.execute(sql + (f" LIMIT {int(limit)}" if limit else "")).fetchall()
+    return [{"id": r[0], "created_at": r[1], "status": _status(r[2], r[8]), "models": json.loads(r[3]),
+             "cases": r[4], "n": r[5], "total": r[6], "cost_usd": r[7]} for r in rows]
 
 
 def load_run(run_id: str, *, path: str | os.PathLike[str] | None = None) -> Comparison:
@@ -190,11 +274,15 @@ def load_run(run_id: str, *, path: str | os.PathLike[str] | None = None) -> Comp
     cache = _open(path)
     with cache.lock:
         conn = cache.connection()
+        exists, owned = _has_runs(conn)
+        if not exists:
+            raise ConfigError(f"no stored run {run_id!r}; list them with 'protokit runs'")
         full = resolve_run_id(conn, run_id)
-        meta = conn.execute("SELECT prompt, models, options, score_names, columns, cases, status, scorers "
-                            "FROM compare_runs WHERE id = ?", (full,)).fetchone()
+        meta = conn.execute("SELECT prompt, models, options, score_names, columns, cases, status, scorers, "
+                            f"{'owner' if owned else 'NULL'} FROM compare_runs WHERE id = ?", (full,)).fetchone()
         stored = conn.execute("SELECT idx, row FROM compare_rows WHERE run_id = ? ORDER BY idx", (full,)).fetchall()
-    prompt, models, options, score_names, columns, cases, status, scorers = meta
+    prompt, models, options, score_names, columns, cases, status, scorers, writer = meta
+    status = _status(status, writer)
     columns = json.loads(columns)
     rows = [json.loads(r) for _, r in stored]
     results = pd.DataFrame.from_records(rows, columns=columns, index=[i for i, _ in stored]) if rows \

@@ -49,7 +49,7 @@ def test_results_summary_and_verdict(sandbox):
         "case", "ticket", "expected", "model", "sample", "output", "latency_s", "ttft_s", "input_tokens",
         "output_tokens", "cost_usd", "cached", "finish_reason", "secret_shaped", "error", "error_status",
         "error_message",
-        "attempts", "score_exact", "reason_exact", "scorer_error", "rating"]
+        "attempts", "served_by", "price_date", "score_exact", "reason_exact", "scorer_error", "rating"]
     assert len(r) == 8 and sandbox.stats()["requests"] == 8
     echo_rows = r[r["model"] == "openai:echo"]
     assert echo_rows["output"].tolist() == [c["ticket"] for c in CASES]
@@ -135,7 +135,8 @@ def test_estimate_counts_calls_cache_and_cost(sandbox):
 def test_budget_stops_issuing_calls(sandbox):
     pk.set_price("openai:priced", input=100_000.0, output=100_000.0)  # about $0.3-0.5 a call
     cases = [{"ticket": f"case number {i}"} for i in range(12)]
-    cmp = pk.compare([echo(sandbox, "priced")], "{ticket}", cases, concurrency=1, budget_usd=1.0)
+    # max_tokens bounds each answer, so the reservation before a call is an upper bound of its cost.
+    cmp = pk.compare([echo(sandbox, "priced", max_tokens=3)], "{ticket}", cases, concurrency=1, budget_usd=1.0)
     ran = cmp.results[cmp.results["error"].isna()]
     assert 1 <= len(ran) < 12
     assert set(cmp.results["error"].dropna()) == {"not_run_budget"}
@@ -294,14 +295,16 @@ def test_judge_calls_count_toward_the_budget(sandbox):
         graded.append(prompt)
         return {"text": "SCORE: 1\nREASON: fine", "input_tokens": 3, "output_tokens": 2}
 
-    # 5 tokens at $100,000 per million: each grading costs $0.50; the model's own calls are free.
-    judge = pk.scorers.judge(pk.model(grader, name="grader", price={"input": 100_000.0, "output": 100_000.0}),
-                             "Is the answer fine?")
+    # Input is free and output costs $100,000 per million: a grading's 2 output tokens cost $0.20,
+    # exactly what it reserves before it is sent (max_tokens=2). $0.50 holds two gradings; a third
+    # would cross the budget, so it is not sent.
+    judge = pk.scorers.judge(pk.model(grader, name="grader", price={"input": 0.0, "output": 100_000.0},
+                                      max_tokens=2), "Is the answer fine?")
     pk.set_price("openai:free", input=0.0, output=0.0)
     cases = [{"ticket": f"case number {i}"} for i in range(10)]
-    cmp = pk.compare([echo(sandbox, "free")], "{ticket}", cases, [judge], concurrency=1, budget_usd=1.2)
-    assert len(graded) == 3  # $0.50, $1.00, $1.50: nothing after the budget is reached
-    assert cmp.results["judge_cost_usd"].sum() == pytest.approx(1.5)
+    cmp = pk.compare([echo(sandbox, "free")], "{ticket}", cases, [judge], concurrency=1, budget_usd=0.5)
+    assert len(graded) == 2
+    assert cmp.results["judge_cost_usd"].sum() == pytest.approx(0.4)
     not_graded = cmp.results["scorer_error"].dropna()
-    assert len(not_graded) + (cmp.results["error"] == "not_run_budget").sum() == 7
+    assert len(not_graded) + len(graded) == 10
     assert all("not run (budget spent)" in e for e in not_graded)

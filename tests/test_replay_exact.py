@@ -101,6 +101,8 @@ def test_replay_equals_live_over_http(sandbox, echo_models: dict[str, pk.Model],
 def test_hostile_answers_record_and_replay_byte_identically(sandbox, echo_models: dict[str, pk.Model],
                                                             provider: str, stream: bool) -> None:
     model = echo_models[provider]
+    # Streamed, every word is an event the SDK parses: the long prose one is left to the unstreamed run.
+    answers = {n: t for n, t in ANSWERS.items() if not stream or len(t.split()) < 2000}
     before = sandbox.stats()["requests"]
 
     def ask(text: str) -> pk.Response:
@@ -111,12 +113,12 @@ def test_hostile_answers_record_and_replay_byte_identically(sandbox, echo_models
         assert s.response is not None and joined == s.response.text
         return s.response
 
-    live = {name: ask(text) for name, text in ANSWERS.items()}
-    assert sandbox.stats()["requests"] == before + len(ANSWERS)
+    live = {name: ask(text) for name, text in answers.items()}
+    assert sandbox.stats()["requests"] == before + len(answers)
     pk.cache.configure(mode="replay")
-    replayed = {name: ask(text) for name, text in ANSWERS.items()}
-    assert sandbox.stats()["requests"] == before + len(ANSWERS)
-    for name, text in ANSWERS.items():
+    replayed = {name: ask(text) for name, text in answers.items()}
+    assert sandbox.stats()["requests"] == before + len(answers)
+    for name, text in answers.items():
         assert not live[name].cached and replayed[name].cached, name
         assert live[name].text == text, name
         assert replayed[name].text.encode("utf-8") == text.encode("utf-8"), name

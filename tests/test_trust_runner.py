@@ -233,3 +233,33 @@ def test_same_name_twice_is_refused_with_advice_that_works(sandbox: Sandbox) -> 
 def test_a_bad_name_is_one_clear_error(bad: object) -> None:
     with pytest.raises(pk.ConfigError, match="name="):
         pk.model("openai:echo", name=bad)
+
+
+# -- pk.call_context: the run's settings for single calls ------------------------------------------------
+
+def test_call_context_sets_retries_and_timeout_for_complete() -> None:
+    with Sandbox(port=0, faults="500=1.0", seed=0) as sb:
+        m = pk.model("openai:x", base_url=sb.openai_base_url, api_key="k")
+        with pk.call_context(retries=RetryPolicy(retries=2, base_delay=0.01)), pytest.raises(pk.ServerError):
+            m.complete("fails three times")
+        assert sb.stats()["requests"] == 3
+        # Outside the block the default policy (4 retries) applies again.
+        sb.reset_stats()
+        with pk.call_context(retries=0), pytest.raises(pk.ServerError):
+            m.complete("fails once")
+        assert sb.stats()["requests"] == 1
+
+
+def test_call_context_budget_holds_for_streams_too(sandbox: Sandbox) -> None:
+    m = pk.model("openai:echo", base_url=sandbox.openai_base_url, api_key="k", price=EXPENSIVE, max_tokens=3)
+    with pk.call_context(budget_usd=0.1):  # one call reserves about $0.05
+        assert "".join(m.stream("a b c")) == "a b c"
+        with pytest.raises(pk.BudgetExceeded, match="budget"):
+            m.complete("d e f")
+    assert sandbox.stats()["requests"] == 1
+
+
+@pytest.mark.parametrize("kwargs", [{"retries": -1}, {"timeout": 0}, {"timeout": "5"}, {"budget_usd": -2}])
+def test_call_context_refuses_bad_settings(kwargs: dict[str, object]) -> None:
+    with pytest.raises(pk.ConfigError), pk.call_context(**kwargs):  # type: ignore[arg-type]
+        pass

@@ -22,8 +22,9 @@ def _path_option(fn: F) -> F:
 
 
 def _open(path: Path | None) -> Cache:
-    # create=False: inspecting a cache must never leave an empty one behind.
-    return Cache(path if path is not None else default_path(), mode="auto", create=False)
+    # create=False: inspecting a cache must never leave an empty one behind. Replay mode, so a
+    # read-only cache opens too; clear refuses one itself.
+    return Cache(path if path is not None else default_path(), mode="replay", create=False)
 
 
 def _size(n: int) -> str:
@@ -66,6 +67,9 @@ def stats(path: Path | None, as_json: bool) -> None:
 def clear(path: Path | None, model: str | None, yes: bool) -> None:
     """Remove recorded entries (all, or one model's)."""
     with _open(path) as cache:
+        if cache.readonly:
+            raise CacheError(f"cannot clear cache {cache.path}: it is read-only; fix its permissions or "
+                             "clear a writable copy")
         what = f"the entries of {model}" if model else "all entries"
         if not yes:
             click.confirm(f"remove {what} from {cache.path}?", abort=True)

@@ -1,16 +1,22 @@
 """The ``protokit`` command line: a lazy click group, one file per noun.
 
 Commands are imported only when used, so ``protokit --help`` stays fast. Every
-:class:`~protokit.errors.ProtokitError` is turned into one ``error:`` line and
-exit code 1 here, in one place.
+failure becomes one ``error:`` line on stderr and a non-zero exit here, in one
+place: a :class:`~protokit.errors.ProtokitError` (exit 1), a usage error (exit 2),
+an OS or SQLite error (exit 1), Ctrl-C (exit 130), and anything unexpected (exit 1,
+with a request to report it). ``PROTOKIT_DEBUG=1`` also prints the traceback.
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
-import io
+import os
+import re
+import sqlite3
 import sys
-from typing import Any
+import traceback
+from typing import Any, NoReturn
 
 import click
 
@@ -56,24 +62,70 @@ def cli() -> None:
     """protokit: compare models in Jupyter, record and replay every call, promote notebooks."""
 
 
+def _one_line(text: object) -> str:
+    return re.sub(r"\s*\n\s*", " ", str(text).strip()) or "failed"
+
+
+def _debug() -> bool:
+    return os.environ.get("PROTOKIT_DEBUG", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _fail(message: object, code: int = 1) -> NoReturn:
+    if _debug() and sys.exc_info()[0] is not None:
+        traceback.print_exc()
+    # ProtokitError texts were redacted when built; again here, the one display place, for texts
+    # produced otherwise (a usage error quoting a command-line value, an OS or unexpected error).
+    click.echo(f"error: {safe_text(_one_line(message))}", err=True)
+    sys.exit(code)
+
+
+# errno -> what to do about it, for OS errors no command turned into a ProtokitError.
+_OS_FIXES = {
+    errno.ENOENT: "check that the path exists",
+    errno.EACCES: "check its permissions or pick a path you can write to",
+    errno.EPERM: "check its permissions or pick a path you can write to",
+    errno.EROFS: "it is on a read-only file system; pick another path",
+    errno.ENOSPC: "the disk is full; free some space",
+    errno.EISDIR: "it is a folder; give a file path",
+    errno.ENOTDIR: "a part of the path is a file, not a folder; check the path",
+    errno.EEXIST: "it already exists; pick another path or remove it",
+}
+
+
+def _os_message(exc: OSError) -> str:
+    what = exc.strerror or str(exc)
+    where = f"{exc.filename}: " if exc.filename is not None else ""
+    fix = _OS_FIXES.get(exc.errno or 0, "check the path and its permissions")
+    return f"{where}{what[:1].lower()}{what[1:]}; {fix}"
+
+
 def main(argv: list[str] | None = None) -> Any:
-    """Entry point of the console script; prints ProtokitError as one line."""
+    """Entry point of the console script: every failure is one ``error:`` line and a non-zero exit."""
     try:
         return cli.main(args=argv, prog_name="protokit", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("error: aborted", err=True)
-        sys.exit(130)
+    except click.exceptions.Abort as exc:
+        # click turns Ctrl-C and end-of-input at a prompt into Abort.
+        interrupted = isinstance(exc.__context__, KeyboardInterrupt)
+        _fail("interrupted" if interrupted else "aborted", 130)
+    except click.UsageError as exc:
+        command = exc.ctx.command_path if exc.ctx is not None else "protokit"
+        _fail(f"{exc.format_message().rstrip('.')}; see '{command} --help'", exc.exit_code)
     except click.ClickException as exc:
-        shown = io.StringIO()
-        exc.show(file=shown)
-        # A usage error may quote a value given on the command line.
-        click.echo(safe_text(shown.getvalue()), err=True, nl=False)
-        sys.exit(exc.exit_code)
+        _fail(exc.format_message(), exc.exit_code)
     except ProtokitError as exc:
-        # Its message was redacted when it was built (ProtokitError); again here, the one display
-        # place, for errors whose text is produced otherwise (a subclass's __str__).
-        click.echo(f"error: {safe_text(str(exc))}", err=True)
-        sys.exit(1)
+        _fail(exc)
     except KeyboardInterrupt:
-        click.echo("error: interrupted", err=True)
-        sys.exit(130)
+        _fail("interrupted", 130)
+    except BrokenPipeError:
+        # The reader went away (`protokit runs | head -1`): nothing left to tell it.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.exit(1)
+    except OSError as exc:
+        _fail(_os_message(exc))
+    except sqlite3.Error as exc:
+        _fail(f"SQLite failed: {exc}; if the cache file is damaged, move it away or point PROTOKIT_CACHE "
+              "at another path")
+    except Exception as exc:
+        _fail(f"unexpected {type(exc).__name__}: {exc}; this is a protokit bug, please report it with the "
+              "command you ran (PROTOKIT_DEBUG=1 shows the traceback)")

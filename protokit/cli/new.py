@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import keyword
 import os
 import re
@@ -97,8 +98,16 @@ def new_notebook(name: str, template: str = "compare", out_dir: Path = Path(".")
     if path.exists() and not force:
         raise ConfigError(f"{path} already exists; pass --force to overwrite it")
     text = render(template, stem)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, text)
+    made = not out_dir.exists()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, text)
+    except OSError as exc:
+        if made:
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()  # only if still empty
+        raise ConfigError(f"cannot write {path}: {(exc.strerror or str(exc)).lower()}; pick a writable folder "
+                          "with --out") from None
     return path
 
 

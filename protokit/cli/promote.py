@@ -16,8 +16,10 @@ import click
               help="Write nothing; exit 1 when the notebook changed since NAME.py was generated.")
 def command(notebook: Path, name: str, out_dir: Path, check: bool) -> None:
     """Validate NOTEBOOK, then write a tested module from it."""
+    from protokit.notebook.nbfile import read_notebook
     from protokit.promote import GateError, promote
 
+    read_notebook(notebook)  # a missing or unreadable file is one line, not a gate report
     try:
         result = promote(notebook, name, out_dir, check=check)
     except GateError as exc:

@@ -22,10 +22,11 @@ from protokit.cache import MODES
 def command(notebook: Path, pairs: tuple[tuple[str, str], ...], parameters_file: Path | None,
             output: Path | None, cache_mode: str | None) -> None:
     """Execute NOTEBOOK with papermill; model calls go through the cache and the run is recorded."""
-    from protokit.notebook.execute import notebook_parameters, run_notebook
+    from protokit.notebook.execute import notebook_parameters, refuse_secret_parameters, run_notebook
     from protokit.notebook.nbfile import read_notebook
     from protokit.notebook.params import cli_parameters
 
+    refuse_secret_parameters(dict(pairs))  # before typing: a type error's message would quote the value
     _, declared = notebook_parameters(read_notebook(notebook))
     values = cli_parameters(declared, pairs, parameters_file)
     out = run_notebook(notebook, values, output_path=output, cache_mode=cache_mode)

@@ -133,6 +133,7 @@ class Response:
             "ttft_s": self.ttft_s,
             "finish_reason": self.finish_reason,
             "price_date": self.price_date,
+            "secret_shaped": self.secret_shaped,  # the cache keeps it only when true
         }
 
     @classmethod
@@ -381,7 +382,9 @@ class Model:
                  **options: Any) -> Response:
         """Ask the model once; works in plain Python and inside a running Jupyter loop."""
         request = self.request(prompt, system=system, sample=sample, **options)
-        return _aio.run_sync(run_pipeline(self, request))
+        # Resolved here, in the caller's context: the background loop's thread has its own.
+        pipeline = current_pipeline()
+        return _aio.run_sync(pipeline(self, request, None))
 
     def astream(self, prompt: Prompt, *, system: str | None = None, sample: int = 0,
                 **options: Any) -> AsyncStream:
@@ -400,6 +403,7 @@ class AsyncStream:
     def __init__(self, model: Model, request: Request) -> None:
         self.model = model
         self.request = request
+        self._pipeline = current_pipeline()  # the creator's context, not the loop thread's
         self.response: Response | None = None
         self._gen: AsyncIterator[str] | None = None
 
@@ -415,7 +419,7 @@ class AsyncStream:
         import asyncio
 
         queue: asyncio.Queue[str | None] = asyncio.Queue()
-        task = asyncio.ensure_future(run_pipeline(self.model, self.request, queue.put_nowait))
+        task = asyncio.ensure_future(self._pipeline(self.model, self.request, queue.put_nowait))
         task.add_done_callback(lambda _t: queue.put_nowait(None))
         sent = False
         try:

@@ -39,8 +39,10 @@ from protokit.notebook.nbfile import (
 )
 from protokit.notebook.outputs import outputs_in, printed_in
 from protokit.notebook.params import bind_parameters, find_parameters_cell, injected_values, parse_parameters
+from protokit.secrets import find_secrets, is_credential_name
 
-__all__ = ["Execution", "cache_path_for", "execute", "load_runs", "notebook_parameters", "run_notebook"]
+__all__ = ["Execution", "cache_path_for", "execute", "load_runs", "notebook_parameters", "refuse_secret_parameters",
+           "run_notebook"]
 
 RUNS_DIR = ".protokit"
 RUNS_FILE = "runs.json"
@@ -208,16 +210,23 @@ def _jsonable(value: Any) -> Any:
     return json.loads(json.dumps(value, default=list))
 
 
-def _refuse_secret_parameters(bound: Mapping[str, Any]) -> None:
-    """A key passed as a parameter would be written into the executed notebook: refuse it up front."""
-    from protokit.notebook.secrets import find_secrets
+def refuse_secret_parameters(values: Mapping[str, Any]) -> None:
+    """ConfigError for a parameter that is a credential by its name or its value; the value is never shown.
 
-    for name, value in bound.items():
-        hits = find_secrets(f"{name} = {json.dumps(value, default=str)}")
-        if hits:
-            raise ConfigError(
-                f"parameter {name!r} looks like a secret ({hits[0].masked}); papermill would write it into the "
-                "executed notebook. Pass keys through environment variables (OPENAI_API_KEY, ANTHROPIC_API_KEY)")
+    papermill writes every parameter into the executed notebook (and protokit into the run
+    record), so a key given as ``-p api_key ...`` would land on disk: refused up front, before
+    any kernel starts. Call it on raw values too (``protokit run`` does, before typing them),
+    since a type error's message would quote the value.
+    """
+    fix = ("papermill would write it into the executed notebook; pass secrets through environment variables "
+           "(OPENAI_API_KEY, ANTHROPIC_API_KEY) and read them with os.environ")
+    for name, value in values.items():
+        text = value if isinstance(value, str) else json.dumps(value, default=str)
+        hits = find_secrets(text)
+        if hits:  # masked: the first 4 characters say which key it was, not what it is
+            raise ConfigError(f"parameter {name!r} holds {hits[0].kind} ({hits[0].masked}); {fix}")
+        if is_credential_name(str(name)) and value not in (None, "", [], {}):
+            raise ConfigError(f"parameter {name!r} is named like a credential; {fix}")
 
 
 def run_notebook(path: str | os.PathLike[str], parameters: Mapping[str, Any] | None = None,
@@ -231,8 +240,8 @@ def run_notebook(path: str | os.PathLike[str], parameters: Mapping[str, Any] | N
     nb_path = Path(path)
     nb = read_notebook(nb_path)
     _, params = notebook_parameters(nb)
+    refuse_secret_parameters(parameters or {})  # before binding: a type error would quote the value
     bound = bind_parameters(params, parameters or {})
-    _refuse_secret_parameters(bound)
     if cache_mode is not None and cache_mode not in ("auto", "record", "replay", "off"):
         raise ConfigError(f"unknown cache mode {cache_mode!r}; use auto, record, replay or off")
     run = execute(nb_path, nb, bound, cache_mode=cache_mode)

@@ -28,7 +28,8 @@ from protokit.notebook.nbfile import INJECTED, CellError, content_hash, first_li
 from protokit.notebook.outputs import MIME, diff_values
 from protokit.notebook.params import Parameter
 from protokit.notebook.sanitize import normalize_stream, sanitize_text
-from protokit.notebook.secrets import redact, secrets_in_cell, secrets_in_metadata
+from protokit.notebook.secrets import secrets_in_cell, secrets_in_metadata
+from protokit.secrets import redact
 
 __all__ = ["Finding", "Report", "validate"]
 
@@ -186,8 +187,9 @@ def _check_stored(report: Report, nb: NotebookNode) -> None:
                        "restart the kernel, run all cells top to bottom and save", i)
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error" and is_exported(cell):
-                report.add("error", "errors", f"raised {out.get('ename')}: {_one_line(out.get('evalue', ''))} "
-                           "when last run", "fix the cell so the notebook runs top to bottom without errors", i)
+                value = _one_line(redact(str(out.get("evalue", ""))))  # redacted before it is shortened
+                report.add("error", "errors", f"raised {out.get('ename')}: {value} when last run",
+                           "fix the cell so the notebook runs top to bottom without errors", i)
                 break
 
 

@@ -110,7 +110,7 @@ def tags(cell: Any) -> list[str]:
 
 def first_line(cell: Any, width: int = 60) -> str:
     """The first non-blank line of a cell's source, secrets masked, shortened for messages."""
-    from protokit.notebook.secrets import redact
+    from protokit.secrets import redact
 
     for line in str(cell.get("source", "")).splitlines():
         if line.strip():
@@ -130,7 +130,7 @@ class CellError(NotebookError):
 
     def __init__(self, detail: str, *, cell_index: int | None, cell: Any = None, label: str | None = None,
                  path: str | None = None) -> None:
-        from protokit.notebook.secrets import redact
+        from protokit.secrets import redact
 
         if label is None:
             label = cell_label(cell_index, cell) if cell is not None and cell_index is not None else "notebook"

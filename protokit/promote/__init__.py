@@ -7,10 +7,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,7 +55,8 @@ class PromoteResult:
     seconds: dict[str, float] = field(default_factory=dict)
 
 
-def _check_name(name: str) -> None:
+def check_module_name(name: str) -> None:
+    """PromoteError unless ``name`` can name the promoted module (an identifier that shadows nothing)."""
     import keyword
 
     if not name.isidentifier() or keyword.iskeyword(name):
@@ -91,22 +94,82 @@ def _title(nb: Any) -> tuple[str, str]:
     return "", ""
 
 
+def _existing_parent(path: Path) -> Path:
+    """``path`` or its nearest ancestor that exists."""
+    path = path.absolute()
+    while not path.exists() and path.parent != path:
+        path = path.parent
+    return path
+
+
+def _check_out(out: Path, targets: list[Path]) -> None:
+    """Refuse an --out folder that cannot take the files, before the (slow) validation runs."""
+    if out.exists() and not out.is_dir():
+        raise PromoteError(f"--out {out} is a file; give a folder")
+    for folder in dict.fromkeys(_existing_parent(t.parent) for t in targets):
+        if not folder.is_dir():
+            raise PromoteError(f"cannot create --out {out}: {folder} is a file, not a folder; pick another --out")
+        try:  # os.access is no help as root or on a read-only disk: try it
+            fd, probe = tempfile.mkstemp(prefix=".protokit-probe-", dir=folder)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            raise PromoteError(f"cannot write to {folder}: {(exc.strerror or str(exc)).lower()}; pick a writable "
+                               "folder with --out") from None
+
+
+def _check_cache_writable(path: str | os.PathLike[str]) -> None:
+    """Promote learns which recorded calls the notebook makes from what its kernel writes to the cache."""
+    from protokit.cache import Cache
+    from protokit.notebook.execute import cache_path_for
+
+    cache_path = cache_path_for(path)
+    if not cache_path.is_file():
+        return  # the gate reports a notebook whose calls were never recorded
+    try:
+        with Cache(cache_path, "replay", create=False) as cache:
+            readonly = cache.readonly
+    except CacheError:
+        return  # the gate's fresh run reports an unusable cache, with its fix
+    if readonly:
+        raise PromoteError(f"cache {cache_path} is read-only, and promote records in it which calls the notebook "
+                           "makes; copy it somewhere writable and point PROTOKIT_CACHE at the copy")
+
+
 def _write_all(files: dict[Path, str]) -> list[Path]:
-    """Write every file to a temp sibling first, then rename them all; unchanged files are left alone."""
+    """Write every file to a temp sibling first, then rename them all; unchanged files are left alone.
+
+    A failure (a folder turned read-only, a full disk) is a PromoteError, and the temp files
+    and the folders made for them are removed: nothing is half-written.
+    """
     staged: list[tuple[Path, Path]] = []
+    made: list[Path] = []
+    path = Path()
     try:
         for path, text in files.items():
             if path.exists() and path.read_text(encoding="utf-8") == text:
                 continue  # idempotent: same input, same bytes, and not even a new mtime
+            missing = [d for d in (path.parent, *path.parent.parents) if not d.exists()]
             path.parent.mkdir(parents=True, exist_ok=True)
+            made.extend(reversed(missing))
             tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-            tmp.write_text(text, encoding="utf-8")
             staged.append((tmp, path))
+            tmp.write_text(text, encoding="utf-8")
         for tmp, path in staged:
             os.replace(tmp, path)
+    except OSError as exc:
+        for tmp, _ in staged:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
+        for folder in reversed(made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if still empty
+        raise PromoteError(f"cannot write {path}: {(exc.strerror or str(exc)).lower()}; pick a writable folder "
+                           "with --out") from None
     finally:
         for tmp, _ in staged:
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
     return [path for _, path in staged]
 
 
@@ -139,7 +202,7 @@ def promote(path: str | os.PathLike[str], name: str, out_dir: str | os.PathLike[
     """
     from protokit.notebook.nbfile import content_hash, is_exported, read_notebook
 
-    _check_name(name)
+    check_module_name(name)
     out = Path(out_dir)
     result = PromoteResult(name, out / f"{name}.py", out / "tests" / f"test_{name}.py",
                            out / "tests" / "cassettes" / f"{name}.json", "")
@@ -156,6 +219,8 @@ def promote(path: str | os.PathLike[str], name: str, out_dir: str | os.PathLike[
 
     from protokit.notebook.gate import validate
 
+    _check_out(out, [result.module_path, result.test_path, result.cassette_path])
+    _check_cache_writable(path)
     start = time.perf_counter()
     report = validate(path)
     result.seconds["validate"] = time.perf_counter() - start

@@ -8,21 +8,13 @@ from typing import Any
 
 from protokit.errors import ConfigError
 from protokit.scorers._base import Score, Scorer, to_score
+from protokit.secrets import find_secrets
 
 __all__ = ["PII_KINDS", "classifier", "find_pii", "luhn_ok", "pii"]
 
 _EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
 # Digit runs with the separators people write in phone and card numbers.
 _DIGITS = re.compile(r"(?<![\w.])\+?\(?\d[\d ().-]{7,}\d(?![\w])")
-_SECRETS = re.compile(
-    r"\b(?:sk-(?:ant-|proj-)?[A-Za-z0-9_-]{20,}"       # OpenAI / Anthropic style
-    r"|AKIA[0-9A-Z]{16}"                               # AWS access key id
-    r"|gh[pousr]_[A-Za-z0-9]{30,}"                     # GitHub tokens
-    r"|xox[abprs]-[A-Za-z0-9-]{10,}"                   # Slack tokens
-    r"|AIza[0-9A-Za-z_-]{35}"                          # Google API keys
-    r"|eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})"  # JWTs
-    r"|-----BEGIN (?:[A-Z]+ )?PRIVATE KEY-----"
-)
 PII_KINDS = ("email", "phone", "card", "secret")
 
 
@@ -42,8 +34,6 @@ def _mask(kind: str, value: str) -> str:
     if kind == "email":
         user, _, domain = value.partition("@")
         return f"{user[:1]}***@{domain}"
-    if kind == "secret":
-        return value[:4] + "…"
     digits = re.sub(r"\D", "", value)
     return f"…{digits[-4:]}"
 
@@ -55,7 +45,8 @@ def find_pii(text: str, kinds: Iterable[str] = PII_KINDS) -> list[tuple[str, str
     if "email" in want:
         found += [("email", _mask("email", m.group(0))) for m in _EMAIL.finditer(text)]
     if "secret" in want:
-        found += [("secret", _mask("secret", m.group(0))) for m in _SECRETS.finditer(text)]
+        # The package's one secret detector: key shapes, tokens, JWTs, PEM keys, credential assignments.
+        found += [("secret", hit.masked) for hit in find_secrets(text)]
     if want & {"phone", "card"}:
         for m in _DIGITS.finditer(text):
             raw = m.group(0)

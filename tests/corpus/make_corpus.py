@@ -19,6 +19,9 @@ OPENAI_KEY = "sk-" + "proj-" + "Xq7T9vLm2Rb8Kd4Wn6Yp1Zc3"
 ANTHROPIC_KEY = "sk-" + "ant-" + "api03-Hj5Kq8Vn2Mx7Lr4Tz9Bw6Pc1"
 AWS_KEY = "AKIA" + "Q7ZRT4XK2MPL9WJB"
 PASSWORD = "Zq8vR2mX" + "9pL4tK7w"
+HEX_TOKEN = "a94a8fe5ccb19ba6" + "1c4c0873d391e987" + "982fbbd3"  # 40 hex characters, as many tokens are
+HUMAN_PASSWORD = "hunter2" + "hunter2"  # low entropy, still a password
+GITHUB_TOKEN = "ghp" + "_" + "Rk7Lm2Qx9Wv4Tz1Np6Hs3Jd8Fb5Gc0Ya2Ue"
 
 
 def cell(source: str, *, tags: list[str] | None = None, outputs: list[Any] | None = None,
@@ -107,6 +110,12 @@ CORPUS: dict[str, tuple[str, list[str], list[str]]] = {
                    ["cell 1", "AWS access key"], [AWS_KEY[:10]]),
     "secret_password": (notebook(cell(f"db_password = '{PASSWORD}'")),
                         ["cell 0", "db_password"], [PASSWORD[:8]]),
+    "secret_token_hex": (notebook(cell(f'token = "{HEX_TOKEN}"\nprint(len(token))', outputs=[stdout("40\n")])),
+                         ["cell 0", "'token'"], [HEX_TOKEN[:8]]),
+    "secret_human_password": (notebook(markdown("# Login"), cell(f'user = "admin"\npassword = "{HUMAN_PASSWORD}"')),
+                              ["cell 1", "'password'"], [HUMAN_PASSWORD[:8]]),
+    "secret_github_token": (notebook(cell(f"headers = {{'Authorization': 'token {GITHUB_TOKEN}'}}")),
+                            ["cell 0", "GitHub token"], [GITHUB_TOKEN[:10]]),
     "secret_in_markdown": (notebook(markdown(f"Use the key {OPENAI_KEY} to run this."), cell("x = 1")),
                            ["cell 0", "OpenAI project key"], [OPENAI_KEY[:12]]),
     "secret_injected_parameters": (notebook(
