@@ -54,7 +54,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from protokit.errors import CacheError, CacheMiss, safe_text
-from protokit.secrets import SecretHit, find_secrets, looks_like_secret, scrub
+from protokit.secrets import SecretHit, find_secrets, looks_like_key, scrub
 
 __all__ = ["DEFAULT_PATH", "MIGRATIONS", "MODES", "Cache", "SecretShapedAnswerWarning", "configure", "default_path",
            "get_cache", "read_cassette", "register_migration", "request_key", "reset"]
@@ -150,7 +150,7 @@ def _row(key: str, request: Mapping[str, Any], entry: Mapping[str, Any]) -> tupl
     req, ent = _stored_request(request), dict(entry)
     text, flag = ent.get("text"), ent.pop("secret_shaped", None)
     if not isinstance(flag, bool):  # a Response's entry says; a record from elsewhere is checked here
-        flag = isinstance(text, str) and looks_like_secret(text)
+        flag = isinstance(text, str) and looks_like_key(text)
     if flag:
         ent["secret_shaped"] = True
         _warn_secret_shaped(req)

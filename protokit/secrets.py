@@ -40,8 +40,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-__all__ = ["REDACTED", "SecretHit", "find_secrets", "is_credential_name", "looks_like_secret", "mask",
-           "redact", "scrub"]
+__all__ = ["REDACTED", "SecretHit", "find_secrets", "is_credential_name", "looks_like_key", "looks_like_secret",
+           "mask", "redact", "scrub"]
 
 REDACTED = "[redacted]"
 
@@ -489,7 +489,7 @@ def _assignment(found: _Found, name: str, value: str, start: int, *, style: str)
         found.add(start, start + len(value), f"a value assigned to {name!r}")
 
 
-def _scan(text: str) -> list[tuple[int, int, str]]:
+def _scan(text: str, *, keys_only: bool = False) -> list[tuple[int, int, str]]:
     found = _Found(text)
     for shape in _SHAPES:
         if any(t in text for t in shape.triggers):
@@ -518,6 +518,8 @@ def _scan(text: str) -> list[tuple[int, int, str]]:
             value = unquote(m.group("value"))  # a%20secret is "a secret"
             if value != unquote(m.group("user")) and len(set(value)) > 1 and not _placeholder(value.ljust(8, "_")):
                 found.add(m.start("value"), m.end("value"), "a password in a connection URL")
+    if keys_only:
+        return found.hits
     pos = 0
     while (q := _ASSIGN_QUOTED.search(text, pos)) is not None:
         group = "v1" if q.group("v1") is not None else "v2"
@@ -569,6 +571,15 @@ def redact(text: str) -> str:
         pos = hit.end
     parts.append(text[pos:])
     return "".join(parts)
+
+
+def looks_like_key(text: str) -> bool:
+    """True when ``text`` holds a live credential's shape (provider keys, JWTs, PEM keys, bearer values).
+
+    The cheap check run on every model answer: literal prefixes gate each regex, and
+    credential *assignments* (which need the whole assignment grammar) are not looked for.
+    """
+    return bool(text) and bool(_scan(text, keys_only=True))
 
 
 def looks_like_secret(value: str) -> bool:

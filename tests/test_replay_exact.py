@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 import protokit as pk
 from protokit import cache as cache_mod
 from protokit.cache import Cache, SecretShapedAnswerWarning, request_key
-from protokit.secrets import looks_like_secret
+from protokit.secrets import looks_like_key
 
 _spec = importlib.util.spec_from_file_location("hostile_answers", Path(__file__).parent / "hostile" / "answers.py")
 assert _spec is not None and _spec.loader is not None
@@ -64,7 +64,7 @@ def test_the_cache_stores_any_answer_and_prompt_verbatim(tmp_path: Path, text: s
         cache.put(key, req, {"text": text, "model": "echo", "latency_s": 0.1})
         entry = cache.get(key)
         assert entry is not None and entry["text"] == text
-        assert entry.get("secret_shaped", False) is looks_like_secret(text)
+        assert entry.get("secret_shaped", False) is looks_like_key(text)
         stored = cache.entries([key])[0]["request"]
         assert stored["messages"] == req["messages"]  # prompts are never rewritten either
         replayed = pk.Response.from_entry("openai:echo", entry, sample=0, key=key)
@@ -93,7 +93,7 @@ def test_replay_equals_live_over_http(sandbox, echo_models: dict[str, pk.Model],
     assert not live.cached and replay.cached
     assert live.text == text  # the echo model answers with the prompt, exactly
     assert replay.text == live.text
-    assert replay.secret_shaped is live.secret_shaped is looks_like_secret(text)
+    assert replay.secret_shaped is live.secret_shaped is looks_like_key(text)
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["complete", "stream"])
@@ -122,7 +122,7 @@ def test_hostile_answers_record_and_replay_byte_identically(sandbox, echo_models
         assert not live[name].cached and replayed[name].cached, name
         assert live[name].text == text, name
         assert replayed[name].text.encode("utf-8") == text.encode("utf-8"), name
-        assert replayed[name].secret_shaped is looks_like_secret(text), name
+        assert replayed[name].secret_shaped is looks_like_key(text), name
 
 
 def test_url_slugs_are_not_mistaken_for_keys(sandbox, echo_models: dict[str, pk.Model]) -> None:
@@ -149,7 +149,7 @@ def test_hostile_answers_through_compare_and_the_html_export(sandbox, echo_model
         for name, text in ANSWERS.items():
             for m in models:
                 assert by_case[(name, m.id)] == text, (name, m.id)
-        assert r["secret_shaped"].tolist() == [looks_like_secret(c["q"]) for c in cases for _ in models]
+        assert r["secret_shaped"].tolist() == [looks_like_key(c["q"]) for c in cases for _ in models]
     page = replay.to_html(max_rows=None)
     assert "<script>alert(" not in page and "<img src=x" not in page  # answers are text, never markup
     assert "&lt;script&gt;alert(" in page

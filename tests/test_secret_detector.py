@@ -30,6 +30,7 @@ from protokit.secrets import (
     SecretHit,
     find_secrets,
     is_credential_name,
+    looks_like_key,
     looks_like_secret,
     mask,
     redact,
@@ -71,6 +72,17 @@ def test_no_look_alike_is_flagged(note: str, text: str) -> None:
     assert find_secrets(text) == [], note
     assert redact(text) == text
     assert not looks_like_secret(text)
+    assert not looks_like_key(text)
+
+
+@pytest.mark.parametrize(("note", "text", "secret"), corpus.SECRETS, ids=[s[0] for s in corpus.SECRETS])
+def test_the_answer_check_sees_every_key_shape(note: str, text: str, secret: str) -> None:
+    # looks_like_key runs on every model answer: the shapes only, never an assignment the full scan needs.
+    kinds = {h.kind for h in find_secrets(text)}
+    if any(not k.startswith("a value assigned") for k in kinds):
+        assert looks_like_key(text), note
+    else:
+        assert not looks_like_key(text), note
 
 
 # -- hits, masks, redaction ------------------------------------------------------------------

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 from protokit import _aio
 from protokit.errors import ConfigError
 from protokit.models import prices
-from protokit.secrets import looks_like_secret
+from protokit.secrets import looks_like_key
 
 __all__ = [
     "COMMON_OPTIONS",
@@ -366,7 +366,7 @@ class Model:
             finish_reason=usage.finish_reason,
             provider_model=usage.provider_model,
             sample=request.sample,
-            secret_shaped=looks_like_secret(text),
+            secret_shaped=looks_like_key(text),
             served_by=self.id,
             price_date=price_date,
             raw=usage.raw,
