@@ -41,7 +41,7 @@ def hwm_mb():
     for line in open("/proc/self/status"):
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
-import pandas, protokit as pk, protokit.compare
+import pandas, protokit as pk, protokit.comparisons
 base = hwm_mb()
 rows = int(sys.argv[1])
 pk.cache.configure(path=tempfile.mkdtemp() + "/mem.db", mode="auto")

@@ -21,31 +21,43 @@ from protokit.errors import (
     CacheError,
     CacheMiss,
     Cancelled,
+    CellError,
     ConfigError,
     ContentFilterError,
+    GateError,
     MissingKeyError,
     NotebookError,
+    ParameterTypeError,
     PromoteError,
     ProtokitError,
     ProviderConnectionError,
     ProviderError,
+    ProviderTimeoutError,
     RateLimitError,
     SandboxError,
+    ScorerTypeError,
     ServerError,
-    TimeoutError_,
+    TimeoutError_,  # deprecated: the old name of ProviderTimeoutError
 )
 from protokit.models import Model, Response, fallback, model, providers, register, set_price
+from protokit.models import base as _base
+from protokit.runner import DEFAULT_CONTEXT as _DEFAULT_CONTEXT
 from protokit.runner import RetryPolicy, call_context
 
 __version__ = "0.1.0"
 
+# The one place the layers are wired together: a call made outside any run (m.complete()) goes
+# through the runner's default context (the process cache, the default retries). A run, or
+# pk.call_context, hands its own context down instead; importing a module installs nothing.
+_base.set_pipeline(_DEFAULT_CONTEXT.pipeline())
+
 # name -> module that defines it; imported on first attribute access.
 _LAZY = {
-    "compare": "protokit.compare",
-    "acompare": "protokit.compare",
-    "estimate": "protokit.compare",
-    "Comparison": "protokit.compare",
-    "load_run": "protokit.runs",
+    "compare": "protokit.comparisons",
+    "acompare": "protokit.comparisons",
+    "estimate": "protokit.comparisons",
+    "Comparison": "protokit.comparisons",
+    "load_run": "protokit.comparisons",
     "scorers": "protokit.scorers",
     "Compare": "protokit.widgets",
     "output": "protokit.notebook.outputs",
@@ -59,22 +71,27 @@ __all__ = [
     "CacheError",
     "CacheMiss",
     "Cancelled",
+    "CellError",
     "Compare",
     "Comparison",
     "ConfigError",
     "ContentFilterError",
+    "GateError",
     "MissingKeyError",
     "Model",
     "NotebookError",
+    "ParameterTypeError",
     "PromoteError",
     "ProtokitError",
     "ProviderConnectionError",
     "ProviderError",
+    "ProviderTimeoutError",
     "RateLimitError",
     "Response",
     "RetryPolicy",
     "Sandbox",
     "SandboxError",
+    "ScorerTypeError",
     "ServerError",
     "TimeoutError_",
     "__version__",
@@ -100,8 +117,7 @@ def __getattr__(name: str) -> Any:
     if module_name is None:
         raise AttributeError(f"module 'protokit' has no attribute {name!r}")
     module = importlib.import_module(module_name)
-    # pk.scorers is a module; every other lazy name is an attribute of its module
-    # (pk.compare is the function even though protokit.compare is also a module).
+    # pk.scorers is a module; every other lazy name is an attribute of its module.
     value = module if name == "scorers" else getattr(module, name)
     globals()[name] = value
     return value
@@ -113,4 +129,4 @@ def __dir__() -> list[str]:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext protokit``: register the ``%%compare`` magic."""
-    importlib.import_module("protokit.magics").load_ipython_extension(ipython)
+    importlib.import_module("protokit.cell_magic").load_ipython_extension(ipython)

@@ -53,6 +53,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from protokit._files import atomic_write_text
 from protokit.errors import CacheError, CacheMiss, safe_text
 from protokit.secrets import SecretHit, find_secrets, looks_like_key, scrub
 
@@ -627,20 +628,11 @@ class Cache:
                 what = "is a file, not a folder" if out.parent.exists() else "does not exist"
                 raise CacheError(f"cannot write {os.fspath(path_or_file)}: folder {out.parent} {what}; "
                                  "create it or pick another path")
-            tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
             try:
-                fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-                with os.fdopen(fd, "w", encoding="utf-8") as f:
-                    if hasattr(os, "fchmod"):
-                        os.fchmod(f.fileno(), 0o600)  # a stale temp file keeps its old mode otherwise
-                    f.write(text)
-                os.replace(tmp, out)  # readers never see half a cassette
+                atomic_write_text(out, text, mode=0o600)  # readers never see half a cassette
             except OSError as exc:
                 raise CacheError(f"cannot write {os.fspath(path_or_file)}: {(exc.strerror or str(exc)).lower()}; "
                                  "pick a writable path") from exc
-            finally:
-                with contextlib.suppress(OSError):
-                    tmp.unlink(missing_ok=True)
         return len(entries)
 
     def stats(self) -> dict[str, Any]:

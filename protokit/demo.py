@@ -20,6 +20,7 @@ from typing import Any
 
 from protokit._env import environ
 from protokit.errors import ConfigError, ProtokitError
+from protokit.models.env import KEY_VARS, PROVIDER_ENV, PROVIDER_VARS, pointed_at
 
 __all__ = ["DemoResult", "examples_dir", "run_demo"]
 
@@ -54,11 +55,11 @@ class DemoResult:
 
 
 def _live_models() -> tuple[list[str], str]:
-    if os.environ.get("OPENAI_API_KEY"):
+    if os.environ.get(PROVIDER_ENV["openai"].key):
         return LIVE_OPENAI, LIVE_OPENAI[0]
-    if os.environ.get("ANTHROPIC_API_KEY"):
+    if os.environ.get(PROVIDER_ENV["anthropic"].key):
         return LIVE_ANTHROPIC, LIVE_ANTHROPIC[0]
-    raise ConfigError("--live needs OPENAI_API_KEY or ANTHROPIC_API_KEY in the environment; "
+    raise ConfigError(f"--live needs {' or '.join(KEY_VARS)} in the environment; "
                       "without keys run `protokit demo` (simulated models, offline)")
 
 
@@ -94,8 +95,8 @@ def _pytest(tests: Path, env: dict[str, str]) -> tuple[int, int, str]:
 def run_demo(out_dir: str | os.PathLike[str] = "protokit-demo", *, live: bool = False,
              name: str = "triage", say: Callable[[str], None] = print) -> DemoResult:
     """Run the whole path and return what happened; ``say`` receives progress lines."""
+    from protokit.notebook import validate
     from protokit.notebook.execute import run_notebook
-    from protokit.notebook.validate import validate
     from protokit.promote import check_module_name, promote
 
     out = Path(out_dir).absolute()
@@ -118,7 +119,7 @@ def run_demo(out_dir: str | os.PathLike[str] = "protokit-demo", *, live: bool = 
 
         models = SIMULATED
         sandbox = Sandbox(port=0, script=data / "simulated_models.yaml").start()
-        env.update(OPENAI_BASE_URL=sandbox.openai_base_url, OPENAI_API_KEY="sandbox",
+        env.update(pointed_at({"openai": sandbox.openai_base_url}, key="sandbox"),
                    PROTOKIT_PRICES=str(data / "simulated_prices.json"))
         say(f"sandbox: {sandbox.url} serving SIMULATED models {', '.join(m.split(':')[1] for m in models)}")
     result = DemoResult(out_dir=out, models=models, simulated=not live)
@@ -147,8 +148,7 @@ def run_demo(out_dir: str | os.PathLike[str] = "protokit-demo", *, live: bool = 
     t = _step(say, "4/4 test     the generated module: replayed offline, no keys")
     # The generated tests must pass with no network and no keys: strip both.
     clean = {k: v for k, v in os.environ.items()
-             if k not in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL",
-                          "PROTOKIT_CACHE", "PROTOKIT_CACHE_MODE", "PROTOKIT_PRICES")}
+             if k not in (*PROVIDER_VARS, "PROTOKIT_CACHE", "PROTOKIT_CACHE_MODE", "PROTOKIT_PRICES")}
     result.tests_passed, result.tests_failed, text = _pytest(promoted.test_path, clean)
     result.seconds["test"] = _done(say, t)
     if result.tests_failed:
@@ -160,7 +160,7 @@ def run_demo(out_dir: str | os.PathLike[str] = "protokit-demo", *, live: bool = 
 
 def _read_comparison(result: DemoResult) -> None:
     """The latest stored comparison run in the demo's cache, for the summary table."""
-    from protokit.runs import list_runs, load_run
+    from protokit.comparisons import list_runs, load_run
 
     runs = list_runs(result.out_dir / "protokit.db", limit=1)
     if runs:

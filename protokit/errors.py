@@ -4,12 +4,14 @@ Every error protokit raises on purpose derives from :class:`ProtokitError`, and
 its message is one line that says what is wrong and how to fix it::
 
     ProtokitError
-    ├── ConfigError             bad argument, unknown provider/option, missing key
-    │   └── MissingKeyError     no API key; names the environment variable to set
+    ├── ConfigError             bad argument, unknown provider/option, missing key (also a ValueError)
+    │   ├── MissingKeyError     no API key; names the environment variable to set
+    │   ├── ParameterTypeError  a notebook parameter's value does not fit its type (also a TypeError)
+    │   └── ScorerTypeError     a scorer returned no bool, number or {"score", "reason"} (also a TypeError)
     ├── ProviderError           a model call failed (carries status, retryable)
     │   ├── AuthError           401/403
     │   ├── RateLimitError      429 (carries retry_after seconds)
-    │   ├── TimeoutError_       the call took longer than its timeout
+    │   ├── ProviderTimeoutError  the call took longer than its timeout (TimeoutError_ is its old name)
     │   ├── BadRequestError     400/404/422: the request itself is wrong
     │   ├── ContentFilterError  the provider refused the content
     │   ├── ServerError         5xx or a malformed response body
@@ -19,8 +21,15 @@ its message is one line that says what is wrong and how to fix it::
     ├── Cancelled               a run was cancelled before this call was made
     ├── BudgetExceeded          a run's budget was spent before this call was made
     ├── NotebookError           a notebook is invalid (carries cell_index)
+    │   └── CellError           one cell is: its label leads the message (carries detail)
     ├── PromoteError            code generation or its checks failed
+    │   └── GateError           the notebook did not pass validation (carries report)
     └── SandboxError            the sandbox server could not start
+
+Where they are raised: ParameterTypeError by :mod:`protokit.notebook.params` (and the
+promoted module's command line), ScorerTypeError by :func:`protokit.scorers.to_score`,
+CellError by the notebook gate and ``protokit run``, GateError by :func:`protokit.promote.promote`;
+the modules that raise them re-export them, so older imports keep working.
 
 Every message is passed through :func:`safe_text` when the error is built, so no
 error protokit raises (nor any it wraps: a provider's error body, a socket error,
@@ -33,6 +42,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
+from typing import Any
 
 from protokit.secrets import REDACTED, redact
 
@@ -43,16 +53,21 @@ __all__ = [
     "CacheError",
     "CacheMiss",
     "Cancelled",
+    "CellError",
     "ConfigError",
     "ContentFilterError",
+    "GateError",
     "MissingKeyError",
     "NotebookError",
+    "ParameterTypeError",
     "PromoteError",
     "ProtokitError",
     "ProviderConnectionError",
     "ProviderError",
+    "ProviderTimeoutError",
     "RateLimitError",
     "SandboxError",
+    "ScorerTypeError",
     "ServerError",
     "TimeoutError_",
     "safe_text",
@@ -111,6 +126,14 @@ class MissingKeyError(ConfigError):
     """No API key was found for a provider."""
 
 
+class ParameterTypeError(ConfigError, TypeError):
+    """A value does not fit its notebook parameter's type; the message names the parameter, never a secret."""
+
+
+class ScorerTypeError(ConfigError, TypeError):
+    """A scorer returned something that is not a bool, a number or a ``{"score", "reason"}`` dict."""
+
+
 class ProviderError(ProtokitError):
     """A model call failed; ``kind`` names the class for tables and reports."""
 
@@ -147,11 +170,16 @@ class RateLimitError(ProviderError):
         self.retry_after = retry_after
 
 
-class TimeoutError_(ProviderError):
+class ProviderTimeoutError(ProviderError):
     """The call did not finish within its timeout."""
 
     kind = "timeout"
     retryable = True
+
+
+# Deprecated: the old name of ProviderTimeoutError, kept so that users' ``except pk.TimeoutError_``
+# still catches timeouts. The same class, not a subclass, so isinstance checks agree both ways.
+TimeoutError_ = ProviderTimeoutError
 
 
 class BadRequestError(ProviderError):
@@ -213,8 +241,36 @@ class NotebookError(ProtokitError):
         self.path = path
 
 
+class CellError(NotebookError):
+    """A NotebookError about one cell; ``detail`` is the message without the cell's label.
+
+    ``label`` names the cell as every message does (``cell 3 (`x = f()`)``, from
+    :func:`protokit.notebook.nbfile.cell_label`); it defaults to ``cell N``, or ``notebook``.
+    """
+
+    def __init__(self, detail: str, *, cell_index: int | None, label: str | None = None,
+                 path: str | None = None) -> None:
+        if label is None:
+            label = "notebook" if cell_index is None else f"cell {cell_index}"
+        detail = safe_text(detail)  # error values can quote a key; messages never show one whole
+        super().__init__(f"{label}: {detail}", cell_index=cell_index, path=path)
+        self.detail = detail
+
+
 class PromoteError(ProtokitError):
     """Promotion could not produce a module that matches the notebook."""
+
+
+class GateError(PromoteError):
+    """The notebook did not pass validation; ``report`` (the gate's Report) holds every finding."""
+
+    def __init__(self, report: Any) -> None:
+        first = report.errors[0]
+        where = "the notebook" if first.cell_index is None else f"cell {first.cell_index}"
+        n = len(report.errors)
+        super().__init__(f"{report.path} did not pass the promotion gate: {n} error{'s' * (n != 1)}, the first "
+                         f"in {where}: {first.message}")
+        self.report = report
 
 
 class SandboxError(ProtokitError):

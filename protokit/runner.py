@@ -31,8 +31,8 @@ from protokit.errors import (
     ConfigError,
     ProtokitError,
     ProviderError,
+    ProviderTimeoutError,
     RateLimitError,
-    TimeoutError_,
 )
 from protokit.models import base, prices
 from protokit.models.base import Model, Request, Response
@@ -264,8 +264,8 @@ async def _attempts(model: Model, request: Request, on_chunk: Callable[[str], No
             try:
                 return await asyncio.wait_for(call, ctx.timeout)
             except asyncio.TimeoutError:
-                raise TimeoutError_(f"{model.id}: no answer within {ctx.timeout:g}s (one attempt); "
-                                    "retried, raise timeout= if the model is slow", model=model.id) from None
+                raise ProviderTimeoutError(f"{model.id}: no answer within {ctx.timeout:g}s (one attempt); "
+                                           "retried, raise timeout= if the model is slow", model=model.id) from None
         except ProviderError as exc:
             # A half-streamed answer cannot be retried without showing text twice.
             if not exc.retryable or attempt >= policy.retries or streamed:
@@ -311,7 +311,6 @@ class _WriteBehind:
 _batch: contextvars.ContextVar[_WriteBehind | None] = contextvars.ContextVar("protokit_batch", default=None)
 
 
-base.set_pipeline(DEFAULT_CONTEXT.pipeline())
 
 
 class AdaptiveLimit:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +58,26 @@ def sandbox(_sandbox_server):
     _sandbox_server.reset_stats()
     yield _sandbox_server
     _sandbox_server.set_faults(None, seed=0)
+
+
+def _chattr(flag: str, path: Path) -> bool:
+    chattr = shutil.which("chattr")
+    if chattr is None:
+        return False
+    return subprocess.run([chattr, flag, str(path)], capture_output=True).returncode == 0
+
+
+@pytest.fixture
+def freeze() -> Iterator[Callable[[Path], Path]]:
+    """``freeze(path)``: make a file or folder immutable (read-only even for root); undone afterwards."""
+    frozen: list[Path] = []
+
+    def _freeze(path: Path) -> Path:
+        if not _chattr("+i", path):
+            pytest.skip("needs chattr +i (root on ext2/3/4) to make a path read-only for root")
+        frozen.append(path)
+        return path
+
+    yield _freeze
+    for path in reversed(frozen):
+        _chattr("-i", path)

@@ -2,7 +2,7 @@
 non-zero exit, no traceback, and nothing half-written in the folder it was pointed at.
 
 Tests run as root here, and root ignores permission bits, so a read-only file or folder is
-made with ``chattr +i`` (which binds root too); one drill runs as ``nobody`` through
+made with ``chattr +i`` (which binds root too: conftest's ``freeze``); one drill runs as ``nobody`` through
 ``setpriv`` against an ordinary 0444 file in a 0755 folder. Both skip where unavailable.
 """
 
@@ -17,7 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,9 @@ import pytest
 from protokit import cache as cache_mod
 from protokit.cache import Cache
 from protokit.cli.main import main
+from protokit.comparisons import list_runs, load_run
+from protokit.comparisons.store import RunStore, owner, writer_gone
 from protokit.errors import CacheError, PromoteError
-from protokit.runs import RunStore, list_runs, load_run, owner, writer_gone
 
 PROTOKIT = str(Path(sys.executable).with_name("protokit"))
 
@@ -51,29 +52,6 @@ def make_cache(path: Path, n: int = 3) -> Path:
         store.add(0, {"case": "a", "model": "openai:echo"})
         store.finish("finished", 0.0)
     return path
-
-
-def _chattr(flag: str, path: Path) -> bool:
-    chattr = shutil.which("chattr")
-    if chattr is None:
-        return False
-    return subprocess.run([chattr, flag, str(path)], capture_output=True).returncode == 0
-
-
-@pytest.fixture
-def freeze() -> Iterator[Callable[[Path], Path]]:
-    """``freeze(path)``: make a file or folder immutable (read-only even for root); undone afterwards."""
-    frozen: list[Path] = []
-
-    def _freeze(path: Path) -> Path:
-        if not _chattr("+i", path):
-            pytest.skip("needs chattr +i (root on ext2/3/4) to make a path read-only for root")
-        frozen.append(path)
-        return path
-
-    yield _freeze
-    for path in reversed(frozen):
-        _chattr("-i", path)
 
 
 @pytest.fixture
@@ -264,21 +242,21 @@ def test_an_unanswered_confirmation_is_one_line(site: dict[str, Path], capsys: p
 
 # -- promote writes everything or nothing ------------------------------------------------------
 def test_promote_write_failure_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from protokit import promote as promote_mod
+    from protokit.promote import files as promote_files
 
     out = tmp_path / "out"
     files = {out / "m.py": "x = 1\n", out / "tests" / "test_m.py": "def test(): pass\n",
              out / "tests" / "cassettes" / "m.json": "{}\n"}
-    real = Path.write_text
+    real = promote_files.stage_text
 
-    def full_disk(self: Path, text: str, *args: Any, **kwargs: Any) -> int:
-        if self.parent.name == "cassettes":
-            raise OSError(28, "No space left on device", str(self))
-        return real(self, text, *args, **kwargs)
+    def full_disk(path: Path, text: str, **kwargs: Any) -> Path:
+        if path.parent.name == "cassettes":
+            raise OSError(28, "No space left on device", str(path))
+        return real(path, text, **kwargs)
 
-    monkeypatch.setattr(Path, "write_text", full_disk)
+    monkeypatch.setattr(promote_files, "stage_text", full_disk)
     with pytest.raises(PromoteError, match=r"cannot write .*m\.json: no space left on device; pick a writable"):
-        promote_mod._write_all(files)
+        promote_files.write_all(files)
     assert not out.exists()  # the folders made for the files are gone too, and no temp file is left
 
 
@@ -426,6 +404,6 @@ def test_writer_gone_tells_dead_and_reused_pids_from_live_ones() -> None:
     assert not writer_gone(json.dumps({**me, "host": "elsewhere"}))  # another machine: cannot tell
     if me.get("start") is not None:  # Linux: a pid now used by another process is a dead writer
         assert writer_gone(json.dumps({**me, "start": "1"}))
-    done = subprocess.run([sys.executable, "-c", "from protokit.runs import owner; print(owner())"],
+    done = subprocess.run([sys.executable, "-c", "from protokit.comparisons.store import owner; print(owner())"],
                           capture_output=True, text=True, check=True)
     assert writer_gone(done.stdout.strip())  # that process has ended

@@ -12,8 +12,8 @@ from matplotlib.figure import Figure
 
 import protokit as pk
 from protokit.cli.runs import command as runs_cli
-from protokit.estimates import DEFAULT_OUTPUT_TOKENS
-from protokit.runs import list_runs
+from protokit.comparisons import list_runs
+from protokit.models.prices import DEFAULT_OUTPUT_TOKENS
 from protokit.sandbox import Sandbox
 
 CASES = [

@@ -172,7 +172,7 @@ def test_timeout_is_classified(sandbox):
     sandbox.set_faults("timeout=1.0", seed=1)
     m = pk.model("openai:slow", base_url=sandbox.openai_base_url, api_key="k", timeout=0.3)
     outcomes = Runner(policy=RetryPolicy(retries=1, base_delay=0.01)).run_sync(calls(m, 2))
-    assert all(isinstance(o.error, pk.TimeoutError_) and o.attempts == 2 for o in outcomes)
+    assert all(isinstance(o.error, pk.ProviderTimeoutError) and o.attempts == 2 for o in outcomes)
 
 
 def test_cancel_stops_issuing_calls_and_keeps_finished_ones():

@@ -8,8 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from protokit import stats
-from protokit.comparison import Comparison
+from protokit.comparisons import Comparison, stats
 
 
 def test_bootstrap_interval_brackets_a_known_mean():

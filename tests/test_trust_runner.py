@@ -126,7 +126,7 @@ def test_a_hung_attempt_times_out_and_is_retried() -> None:
         m = pk.model("openai:hang", base_url=sb.openai_base_url, api_key="k")
         outcomes = Runner(policy=FAST, timeout=0.2).run_sync(
             [Call(m, m.request(f"q{i}"), tag=i) for i in range(3)])
-        assert all(isinstance(o.error, pk.TimeoutError_) for o in outcomes)
+        assert all(isinstance(o.error, pk.ProviderTimeoutError) for o in outcomes)
         assert [o.attempts for o in outcomes] == [2, 2, 2]
         assert "one attempt" in str(outcomes[0].error)
         assert sb.stats()["requests"] == 6

@@ -18,9 +18,9 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from protokit.errors import ConfigError
 from protokit.notebook import run_notebook, validate
-from protokit.notebook.magics import rewrite_cell
 from protokit.notebook.names import check_names
 from protokit.notebook.outputs import MIME, assert_outputs_equal, decode_value, diff_values, encode_value
+from protokit.notebook.rewrite_magics import rewrite_cell
 from protokit.notebook.sanitize import sanitize_text
 from protokit.secrets import find_secrets, mask, redact
 
@@ -278,7 +278,7 @@ def test_a_refused_magic_line_does_not_pile_name_errors_on_later_cells(tmp_path)
     import nbformat
     from nbformat.v4 import new_code_cell, new_notebook
 
-    from protokit.notebook.validate import validate
+    from protokit.notebook import validate
 
     nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
     nb.cells = [new_code_cell("!pip install requests\nimport json\nx = 1", execution_count=1),

@@ -259,7 +259,7 @@ def test_headless_notebook_keeps_the_results_as_html(sandbox, monkeypatch, tmp_p
 def shell(sandbox, monkeypatch):
     from IPython.core.interactiveshell import InteractiveShell
 
-    from protokit.magics import load_ipython_extension
+    from protokit.cell_magic import load_ipython_extension
 
     monkeypatch.setenv("OPENAI_BASE_URL", sandbox.openai_base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "sandbox-key")

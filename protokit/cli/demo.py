@@ -6,12 +6,14 @@ from pathlib import Path
 
 import click
 
+from protokit.models.env import KEY_VARS
+
 
 @click.command("demo")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("protokit-demo"),
               show_default=True, help="Folder for the executed notebook, cache, module and tests.")
 @click.option("--live", is_flag=True,
-              help="Use real models (needs OPENAI_API_KEY or ANTHROPIC_API_KEY) instead of the simulated ones.")
+              help=f"Use real models (needs {' or '.join(KEY_VARS)}) instead of the simulated ones.")
 @click.option("--name", default="triage", show_default=True, help="Name of the promoted module.")
 def command(out_dir: Path, live: bool, name: str) -> None:
     """Run the whole protokit path on notebooks/quickstart.ipynb.

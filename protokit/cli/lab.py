@@ -11,13 +11,14 @@ from pathlib import Path
 import click
 
 from protokit.errors import ConfigError
+from protokit.models.env import BASE_URL_VARS, KEY_VARS, pointed_at
 
 
 @click.command("lab")
 @click.argument("folder", required=False, type=click.Path(file_okay=False, path_type=Path))
 @click.option("--port", type=int, default=None, help="Port for JupyterLab (default: Jupyter's own choice).")
 @click.option("--sandbox/--no-sandbox", default=False,
-              help="Also start the offline sandbox and point OPENAI_/ANTHROPIC_BASE_URL at it.")
+              help=f"Also start the offline sandbox and point {'/'.join(BASE_URL_VARS)} at it.")
 def command(folder: Path | None, port: int | None, sandbox: bool) -> None:
     """Start JupyterLab on FOLDER (default: ./notebooks if it exists, else the current folder)."""
     root = folder or (Path("notebooks") if Path("notebooks").is_dir() else Path("."))
@@ -39,9 +40,9 @@ def command(folder: Path | None, port: int | None, sandbox: bool) -> None:
         # The example notebooks' simulated models, so they run as they do in `protokit demo`.
         script = examples_dir() / "data" / "simulated_models.yaml"
         sb = Sandbox(port=0, script=script if script.is_file() else None).start()
-        env.update(OPENAI_BASE_URL=sb.openai_base_url, ANTHROPIC_BASE_URL=sb.anthropic_base_url)
-        env.setdefault("OPENAI_API_KEY", "sandbox")
-        env.setdefault("ANTHROPIC_API_KEY", "sandbox")
+        env.update(pointed_at({"openai": sb.openai_base_url, "anthropic": sb.anthropic_base_url}))
+        for name in KEY_VARS:
+            env.setdefault(name, "sandbox")  # the sandbox takes any key; a real one set already is kept
         env.setdefault("PROTOKIT_PRICES", str(examples_dir() / "data" / "simulated_prices.json"))
         click.echo(f"sandbox on {sb.url} (models are simulated)")
     raise SystemExit(subprocess.call(cmd, env=env))

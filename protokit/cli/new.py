@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import keyword
-import os
 import re
-import secrets
 from pathlib import Path
 
 import click
 
+from protokit._files import atomic_write_text
 from protokit.errors import ConfigError
 
 # name -> what the starter compares; the notebooks come from templates/notebooks/make_templates.py.
@@ -74,19 +73,6 @@ def render(template: str, name: str) -> str:
     return text if text.endswith("\n") else text + "\n"
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file, so no reader sees half a notebook."""
-    # Opened with "x" rather than mkstemp so the file gets the usual umask mode, not 0600.
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "x", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def new_notebook(name: str, template: str = "compare", out_dir: Path = Path("."), *, force: bool = False) -> Path:
     """Write ``out_dir/NAME.ipynb`` from ``template``; refuses to overwrite unless ``force``."""
     stem = check_name(name)
@@ -101,7 +87,7 @@ def new_notebook(name: str, template: str = "compare", out_dir: Path = Path(".")
     made = not out_dir.exists()
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, text)
+        atomic_write_text(path, text)  # a starter notebook: the umask's mode, as any file
     except OSError as exc:
         if made:
             with contextlib.suppress(OSError):

@@ -27,7 +27,7 @@ def command(ctx: click.Context, path: Path | None, limit: int, as_json: bool) ->
     """List stored comparison runs (newest first); 'protokit runs show ID' shows one."""
     if ctx.invoked_subcommand is not None:
         return
-    from protokit.runs import list_runs
+    from protokit.comparisons import list_runs
 
     runs = list_runs(path or default_path(), limit=limit)
     if as_json:
@@ -55,7 +55,7 @@ def show(run_id: str, path: Path | None, csv_out: Path | None, html_out: Path | 
     """Show a run's verdict and summary (RUN_ID may be a unique prefix)."""
     import pandas as pd
 
-    from protokit.runs import load_run
+    from protokit.comparisons import load_run
 
     cmp = load_run(run_id, path=path or default_path())
     click.echo(f"run {cmp.run_id} ({cmp.status}): {len(cmp.results)} rows")

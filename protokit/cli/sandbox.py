@@ -10,6 +10,8 @@ import sys
 
 import click
 
+# The variable names come from the models' table; the sandbox itself knows none of them.
+from protokit.models.env import pointed_at
 from protokit.sandbox.config import DEFAULT_PORT, SandboxConfig
 from protokit.sandbox.faults import KNOWN_FAULTS
 from protokit.sandbox.server import SandboxServer, bind_socket
@@ -96,8 +98,9 @@ async def _serve(server: SandboxServer, sock: socket.socket) -> None:
     url = f"http://{host}:{port}"
     # The first line is a contract: scripts and tests read the URL from it.
     click.echo(f"listening on {url}")
-    click.echo(f"  OpenAI:    OPENAI_BASE_URL={url}/v1 OPENAI_API_KEY=sandbox")
-    click.echo(f"  Anthropic: ANTHROPIC_BASE_URL={url} ANTHROPIC_API_KEY=sandbox")
+    for label, provider, base_url in (("OpenAI", "openai", f"{url}/v1"), ("Anthropic", "anthropic", url)):
+        names = " ".join(f"{k}={v}" for k, v in pointed_at({provider: base_url}, key="sandbox").items())
+        click.echo(f"  {label + ':':<10} {names}")
     click.echo("  stats: GET /_sandbox/stats   stop: Ctrl-C")
     sys.stdout.flush()
     stop = asyncio.Event()

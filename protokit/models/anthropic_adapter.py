@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import inspect
-import json
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 import anthropic
 
-from protokit.errors import (
-    ContentFilterError,
-    MissingKeyError,
-    ProviderConnectionError,
-    ProviderError,
-    ServerError,
-    TimeoutError_,
-    safe_text,
-)
-from protokit.models._clients import client_for
-from protokit.models._errors import body_message, by_status
-from protokit.models.base import Model, Request, Usage
+from protokit.errors import ContentFilterError, MissingKeyError
+from protokit.models._clients import ServerModel, client_for
+from protokit.models.base import Request, Usage
+from protokit.models.env import PROVIDER_ENV
 
 __all__ = ["AnthropicModel"]
 
@@ -33,25 +23,19 @@ _SDK_PARAMS = frozenset(inspect.signature(anthropic.resources.messages.AsyncMess
 DEFAULT_MAX_TOKENS = 1024
 
 
-class AnthropicModel(Model):
+class AnthropicModel(ServerModel):
     """A Claude model (``anthropic:NAME``)."""
 
     provider = "anthropic"
-    key_env_var = "ANTHROPIC_API_KEY"
+    key_env_var = PROVIDER_ENV["anthropic"].key
+    base_url_env_var = PROVIDER_ENV["anthropic"].base_url
     # The Messages API has no seed or response_format; top_k is its own.
     options = frozenset({"temperature", "max_tokens", "top_p", "top_k", "stop"})
 
-    def __init__(self, name: str, *, base_url: str | None = None, api_key: str | None = None,
-                 **kwargs: Any) -> None:
-        super().__init__(name, **kwargs)
-        self.base_url = base_url
-        self._api_key = api_key  # kept in memory only: never in repr, cache or logs
-
     def _client(self) -> anthropic.AsyncAnthropic:
-        base_url = self.base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
-        key = self._api_key or os.environ.get("ANTHROPIC_API_KEY")
+        base_url, key = self._server(), self._key()
         if not key:
-            raise MissingKeyError(f"no Anthropic key for {self.id}: set ANTHROPIC_API_KEY or pass api_key=...")
+            raise MissingKeyError(f"no Anthropic key for {self.id}: set {self.key_env_var} or pass api_key=...")
         return client_for(
             ("anthropic", base_url, key, self.timeout),
             lambda: anthropic.AsyncAnthropic(api_key=key, base_url=base_url, max_retries=0,
@@ -83,7 +67,7 @@ class AnthropicModel(Model):
         """One Messages call; yields the text (chunk by chunk when streaming)."""
         client = self._client()
         params = self._params(request)
-        try:
+        with self._sdk_errors(anthropic, "api.anthropic.com"):
             if request.stream:
                 async with client.messages.stream(**params) as stream:
                     async for text in stream.text_stream:
@@ -98,22 +82,6 @@ class AnthropicModel(Model):
             if usage.finish_reason == "refusal":
                 raise ContentFilterError(f"{self.id}: the model refused on content grounds; rephrase the prompt",
                                          model=self.id)
-        except ProviderError:
-            raise
-        except anthropic.APITimeoutError as exc:
-            raise TimeoutError_(f"{self.id}: no answer within {self.timeout}s; raise timeout= or retry",
-                                model=self.id) from exc
-        except anthropic.APIConnectionError as exc:
-            where = self.base_url or os.environ.get("ANTHROPIC_BASE_URL") or "api.anthropic.com"
-            raise ProviderConnectionError(
-                f"{self.id}: could not reach {where} ({exc}); check the server and ANTHROPIC_BASE_URL",
-                model=self.id) from exc
-        except anthropic.APIStatusError as exc:
-            raise by_status(exc.status_code, body_message(exc.body, exc.message), self.id, exc.response.headers,
-                            self.key_env_var or "") from exc
-        except (anthropic.APIResponseValidationError, json.JSONDecodeError, ValueError) as exc:
-            raise ServerError(f"{self.id}: the provider sent a malformed response ({safe_text(str(exc)):.80})",
-                              model=self.id) from exc
 
 
 def _read(message: Any, usage: Usage) -> None:

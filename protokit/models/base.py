@@ -6,8 +6,8 @@ async generator that sends one request and yields the answer's text in chunks
 given. Everything else (options, timing, cost, cache, retries) is shared.
 
 The model layer does not import the cache or the runner. A call goes through a
-*pipeline* (cache lookup, retries, budget, recording): the runner installs the
-process default with :func:`set_pipeline`, and a run hands its own (its retry
+*pipeline* (cache lookup, retries, budget, recording): the package root sets the
+process default (the runner's) with :func:`set_pipeline`, and a run hands its own (its retry
 policy, timeout and budget) down to every call made inside it, fallback members
 and judge calls included, with :func:`use_pipeline`.
 """
@@ -176,7 +176,7 @@ _scoped: contextvars.ContextVar[Pipeline | None] = contextvars.ContextVar("proto
 
 
 def set_pipeline(pipeline: Pipeline) -> None:
-    """Install the process-wide default pipeline (done by the runner)."""
+    """Install the process-wide default pipeline (``protokit/__init__.py`` installs the runner's)."""
     global _pipeline
     _pipeline = pipeline
 
@@ -234,8 +234,8 @@ class Model:
     """A model that can be asked for completions; subclass it to add a provider.
 
     Subclasses set ``provider`` and implement :meth:`execute`. Class attributes
-    declare capabilities: ``options`` (the options it accepts), ``key_env_var``
-    (where its key comes from), ``cacheable`` (whether calls go through the cache),
+    declare capabilities: ``options`` (the options it accepts), ``key_env_var`` and
+    ``base_url_env_var`` (where its key and its server come from), ``cacheable`` (whether calls go through the cache),
     ``composite`` (it calls other models, each through the pipeline, so the pipeline
     does not retry, time or budget it as a whole).
     """
@@ -243,6 +243,7 @@ class Model:
     provider: ClassVar[str] = "base"
     options: ClassVar[frozenset[str]] = COMMON_OPTIONS
     key_env_var: ClassVar[str | None] = None
+    base_url_env_var: ClassVar[str | None] = None
     cacheable: ClassVar[bool] = True
     composite: ClassVar[bool] = False
 

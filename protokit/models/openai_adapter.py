@@ -2,48 +2,32 @@
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 import openai
 
-from protokit.errors import (
-    ContentFilterError,
-    MissingKeyError,
-    ProviderConnectionError,
-    ProviderError,
-    ServerError,
-    TimeoutError_,
-    safe_text,
-)
-from protokit.models._clients import client_for
-from protokit.models._errors import body_message, by_status
-from protokit.models.base import Model, Request, Usage
+from protokit.errors import ContentFilterError, MissingKeyError, ServerError
+from protokit.models._clients import ServerModel, client_for
+from protokit.models.base import Request, Usage
+from protokit.models.env import PROVIDER_ENV
 
 __all__ = ["OpenAIModel"]
 
 
-class OpenAIModel(Model):
+class OpenAIModel(ServerModel):
     """A chat model behind the OpenAI API (``openai:NAME``); pass base_url for local servers."""
 
     provider = "openai"
-    key_env_var = "OPENAI_API_KEY"
-
-    def __init__(self, name: str, *, base_url: str | None = None, api_key: str | None = None,
-                 **kwargs: Any) -> None:
-        super().__init__(name, **kwargs)
-        self.base_url = base_url
-        self._api_key = api_key  # kept in memory only: never in repr, cache or logs
+    key_env_var = PROVIDER_ENV["openai"].key
+    base_url_env_var = PROVIDER_ENV["openai"].base_url
 
     def _client(self) -> openai.AsyncOpenAI:
-        base_url = self.base_url or os.environ.get("OPENAI_BASE_URL") or None
-        key = self._api_key or os.environ.get("OPENAI_API_KEY")
+        base_url, key = self._server(), self._key()
         if not key:
             if not base_url:
                 raise MissingKeyError(
-                    f"no OpenAI key for {self.id}: set OPENAI_API_KEY, or pass api_key=...; "
+                    f"no OpenAI key for {self.id}: set {self.key_env_var}, or pass api_key=...; "
                     "for a local server pass base_url=...")
             key = "unused"  # local OpenAI-compatible servers ignore the key, the SDK insists on one
         return client_for(
@@ -63,7 +47,7 @@ class OpenAIModel(Model):
         """One chat completion; yields the text (chunk by chunk when streaming)."""
         client = self._client()
         params = self._params(request)
-        try:
+        with self._sdk_errors(openai, "api.openai.com"):
             if request.stream:
                 stream = await client.chat.completions.create(
                     **params, stream=True, stream_options={"include_usage": True})
@@ -92,26 +76,6 @@ class OpenAIModel(Model):
                         f"{self.id}: the answer was withheld by the content filter; rephrase the prompt",
                         model=self.id)
                 yield choice.message.content or ""
-        except ProviderError:
-            raise
-        except openai.APITimeoutError as exc:
-            raise TimeoutError_(f"{self.id}: no answer within {self.timeout}s; raise timeout= or retry",
-                                model=self.id) from exc
-        except openai.APIConnectionError as exc:
-            raise ProviderConnectionError(
-                f"{self.id}: could not reach {base_or_default(self.base_url)} ({exc}); check the server "
-                "and OPENAI_BASE_URL", model=self.id) from exc
-        except openai.APIStatusError as exc:
-            raise by_status(exc.status_code, body_message(exc.body, exc.message), self.id, exc.response.headers,
-                            self.key_env_var or "") from exc
-        except (openai.APIResponseValidationError, json.JSONDecodeError, ValueError) as exc:
-            raise ServerError(f"{self.id}: the provider sent a malformed response ({safe_text(str(exc)):.80})",
-                              model=self.id) from exc
-
-
-def base_or_default(base_url: str | None) -> str:
-    """The server address for messages."""
-    return base_url or os.environ.get("OPENAI_BASE_URL") or "api.openai.com"
 
 
 def _read_usage(u: Any, usage: Usage) -> None:

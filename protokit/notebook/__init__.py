@@ -5,7 +5,9 @@
 >>> report.ok, [str(f) for f in report.findings]
 >>> run_notebook("triage.ipynb", {"n_cases": 5}, output_path="out.ipynb")
 
-Submodules load on first use: papermill and nbclient only when a notebook runs.
+Submodules load on first use: papermill and nbclient only when a notebook runs. No
+submodule is named ``validate``, so ``protokit.notebook.validate`` is always the function
+(the gate's, from :mod:`protokit.notebook.gate`), whichever import path callers use.
 """
 
 from __future__ import annotations
@@ -13,12 +15,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-# Eager and light: binding the function here keeps the submodule of the same name from shadowing it.
-from protokit.notebook.validate import validate
-
 if TYPE_CHECKING:  # the names below load lazily at run time
     from protokit.notebook.execute import load_runs, run_notebook
-    from protokit.notebook.gate import Finding, Report
+    from protokit.notebook.gate import Finding, Report, validate
     from protokit.notebook.outputs import MIME, output
     from protokit.notebook.params import Parameter, parse_parameters
 
@@ -43,6 +42,7 @@ _LAZY = {
     "load_runs": "protokit.notebook.execute",
     "Finding": "protokit.notebook.gate",
     "Report": "protokit.notebook.gate",
+    "validate": "protokit.notebook.gate",
 }
 
 

@@ -27,10 +27,12 @@ from typing import Any
 
 from nbformat import NotebookNode
 
-from protokit.errors import CacheError, ConfigError, NotebookError
+from protokit._files import atomic_write_text
+from protokit.errors import CacheError, CellError, ConfigError, NotebookError
+from protokit.models.env import KEY_VARS, PROVIDER_VARS
 from protokit.notebook.nbfile import (
     INJECTED,
-    CellError,
+    cell_label,
     content_hash,
     is_exported,
     read_notebook,
@@ -46,8 +48,6 @@ __all__ = ["Execution", "cache_path_for", "execute", "load_runs", "notebook_para
 
 RUNS_DIR = ".protokit"
 RUNS_FILE = "runs.json"
-# Keys the promoted module's tests must never need: dropped from the kernel when offline.
-_PROVIDER_KEYS = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL")
 
 
 @dataclass
@@ -132,7 +132,7 @@ def execute(path: str | os.PathLike[str], nb: NotebookNode, parameters: Mapping[
     if cache_mode:
         env["PROTOKIT_CACHE_MODE"] = cache_mode
     if offline:
-        for var in _PROVIDER_KEYS:
+        for var in PROVIDER_VARS:  # keys the promoted module's tests must never need
             env.pop(var, None)
     kernel = (nb.metadata.get("kernelspec") or {}).get("name") or "python3"
     current: list[int | None] = [None]
@@ -151,7 +151,7 @@ def execute(path: str | os.PathLike[str], nb: NotebookNode, parameters: Mapping[
             return CellError(detail, cell_index=found[0] if found else None, label="the injected parameters",
                              path=str(path))
         original = index - 1 if inserted and injected is not None and index > injected else index
-        return CellError(detail, cell_index=original, cell=nb.cells[original], path=str(path))
+        return CellError(detail, cell_index=original, label=cell_label(original, nb.cells[original]), path=str(path))
 
     try:
         with _quiet_papermill():
@@ -203,7 +203,7 @@ def notebook_parameters(nb: NotebookNode) -> tuple[int | None, list[Any]]:
     try:
         return index, parse_parameters(str(cell.source))
     except NotebookError as exc:
-        raise CellError(str(exc), cell_index=index, cell=cell) from None
+        raise CellError(str(exc), cell_index=index, label=cell_label(index, cell)) from None
 
 
 def _jsonable(value: Any) -> Any:
@@ -219,7 +219,7 @@ def refuse_secret_parameters(values: Mapping[str, Any]) -> None:
     since a type error's message would quote the value.
     """
     fix = ("papermill would write it into the executed notebook; pass secrets through environment variables "
-           "(OPENAI_API_KEY, ANTHROPIC_API_KEY) and read them with os.environ")
+           f"({', '.join(KEY_VARS)}) and read them with os.environ")
     for name, value in values.items():
         text = value if isinstance(value, str) else json.dumps(value, default=str)
         hits = find_secrets(text)
@@ -327,14 +327,7 @@ def record_run(nb_path: Path, record: dict[str, Any]) -> None:
         runs = [r for r in _read_runs(file) if not (r.get("notebook") == record["notebook"]
                                                      and json.dumps(r.get("parameters"), sort_keys=True) == same)]
         runs.append(record)
-        tmp = file.with_name(f".{file.name}.{os.getpid()}.tmp")
-        try:
-            with os.fdopen(_private_file(tmp), "w", encoding="utf-8") as f:
-                f.truncate()
-                f.write(json.dumps({"runs": runs}, indent=1, sort_keys=True) + "\n")
-            os.replace(tmp, file)
-        finally:
-            tmp.unlink(missing_ok=True)
+        atomic_write_text(file, json.dumps({"runs": runs}, indent=1, sort_keys=True) + "\n", mode=0o600)
 
 
 def load_runs(nb_path: str | os.PathLike[str]) -> list[dict[str, Any]]:

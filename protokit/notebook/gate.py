@@ -20,13 +20,13 @@ from typing import Any
 
 from nbformat import NotebookNode
 
-from protokit.errors import NotebookError
+from protokit.errors import CellError, NotebookError
 from protokit.notebook.execute import Execution, execute, notebook_parameters
-from protokit.notebook.magics import parse_cell, rewrite_cell
 from protokit.notebook.names import check_names, statement_names
-from protokit.notebook.nbfile import INJECTED, CellError, content_hash, first_line, is_exported, read_notebook, tags
+from protokit.notebook.nbfile import INJECTED, content_hash, first_line, is_exported, read_notebook, tags
 from protokit.notebook.outputs import MIME, diff_values
 from protokit.notebook.params import Parameter
+from protokit.notebook.rewrite_magics import parse_cell, rewrite_cell
 from protokit.notebook.sanitize import normalize_stream, sanitize_text
 from protokit.notebook.secrets import secrets_in_cell, secrets_in_metadata
 from protokit.secrets import redact

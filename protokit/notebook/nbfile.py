@@ -12,8 +12,10 @@ from typing import Any
 import nbformat
 from nbformat import NotebookNode
 
-from protokit.errors import NotebookError
+from protokit._files import atomic_write_text
+from protokit.errors import CellError, NotebookError
 
+# CellError lives in protokit.errors with every other error; still importable from here.
 __all__ = [
     "EXPLORE",
     "INJECTED",
@@ -88,18 +90,7 @@ def write_notebook(nb: NotebookNode, path: str | os.PathLike[str], *, mode: int 
     """Write a notebook atomically (temp file, then rename); ``mode`` (e.g. 0o600) instead of the umask's."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        if mode is None:
-            tmp.write_text(nbformat.writes(nb), encoding="utf-8")
-        else:
-            tmp.unlink(missing_ok=True)  # a stale temp file would keep its own mode
-            with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "w", encoding="utf-8") as f:
-                f.write(nbformat.writes(nb))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return out
+    return atomic_write_text(out, nbformat.writes(nb), mode=mode)
 
 
 def tags(cell: Any) -> list[str]:
@@ -123,20 +114,6 @@ def cell_label(index: int, cell: Any) -> str:
     """``cell 3 (`x = f()`)``: how every message names a cell."""
     line = first_line(cell)
     return f"cell {index} (`{line}`)" if line else f"cell {index}"
-
-
-class CellError(NotebookError):
-    """A NotebookError about one cell; ``detail`` is the message without the cell's label."""
-
-    def __init__(self, detail: str, *, cell_index: int | None, cell: Any = None, label: str | None = None,
-                 path: str | None = None) -> None:
-        from protokit.secrets import redact
-
-        if label is None:
-            label = cell_label(cell_index, cell) if cell is not None and cell_index is not None else "notebook"
-        detail = redact(detail)  # error values can quote a key; messages never show one whole
-        super().__init__(f"{label}: {detail}", cell_index=cell_index, path=path)
-        self.detail = detail
 
 
 def is_exported(cell: Any) -> bool:

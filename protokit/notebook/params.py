@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from protokit.errors import ConfigError, NotebookError
+from protokit.errors import CellError, ConfigError, NotebookError, ParameterTypeError
 
+# ParameterTypeError lives in protokit.errors with every other error; still importable from here.
 __all__ = [
     "Parameter",
     "ParameterTypeError",
@@ -36,10 +37,6 @@ __all__ = [
 _SIMPLE = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict, "tuple": tuple}
 _TRUE = {"true", "yes", "y", "1", "on"}
 _FALSE = {"false", "no", "n", "0", "off"}
-
-
-class ParameterTypeError(ConfigError, TypeError):
-    """A parameter was given a value of the wrong type."""
 
 
 @dataclass(frozen=True)
@@ -276,22 +273,22 @@ def parse_parameters(source: str) -> list[Parameter]:
 
 def find_parameters_cell(nb: Any) -> tuple[int, Any] | None:
     """(index, cell) of the cell tagged ``parameters``; NotebookError when there are several."""
-    from protokit.notebook.nbfile import PARAMETERS, CellError, tags
+    from protokit.notebook.nbfile import PARAMETERS, cell_label, tags
 
     hits = [(i, c) for i, c in enumerate(nb.cells) if PARAMETERS in tags(c)]
     if len(hits) > 1:
         i, c = hits[1]
         raise CellError(f"a second `parameters` cell (the first is cell {hits[0][0]}); merge them into one",
-                        cell_index=i, cell=c)
+                        cell_index=i, label=cell_label(i, c))
     if hits and hits[0][1].get("cell_type") != "code":
         i, c = hits[0]
-        raise CellError("tagged `parameters` but not a code cell", cell_index=i, cell=c)
+        raise CellError("tagged `parameters` but not a code cell", cell_index=i, label=cell_label(i, c))
     return hits[0] if hits else None
 
 
 def injected_values(nb: Any) -> dict[str, Any]:
     """The values in papermill's injected-parameters cell, if the notebook has one (saved from a run)."""
-    from protokit.notebook.nbfile import INJECTED, CellError, tags
+    from protokit.notebook.nbfile import INJECTED, cell_label, tags
 
     values: dict[str, Any] = {}
     for index, cell in enumerate(nb.cells):
@@ -300,7 +297,7 @@ def injected_values(nb: Any) -> dict[str, Any]:
                 values.update({p.name: p.default for p in parse_parameters(str(cell.source))})
             except NotebookError as exc:
                 raise CellError(f"papermill's injected parameters are not literal assignments: {exc}",
-                                cell_index=index, cell=cell) from None
+                                cell_index=index, label=cell_label(index, cell)) from None
     return values
 
 

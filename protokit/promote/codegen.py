@@ -21,16 +21,21 @@ from pathlib import Path
 from typing import Any
 
 from protokit.errors import PromoteError
-from protokit.notebook.magics import parse_cell
+from protokit.models.env import PROVIDER_VARS
 from protokit.notebook.names import BUILTINS, statement_names
 from protokit.notebook.params import Parameter
+from protokit.notebook.rewrite_magics import parse_cell
 from protokit.promote.translate import translate, translate_str
 
-__all__ = ["Case", "Layout", "format_source", "render_module", "render_tests", "split_cells", "templates_dir"]
+__all__ = ["DROP_ENV", "Case", "Layout", "format_source", "render_module", "render_tests", "split_cells",
+           "templates_dir"]
 
 # Methods whose result, as a cell's last line, is only there to be looked at.
 _SHOW_METHODS = frozenset({"head", "tail", "describe", "info", "plot", "hist", "show", "to_html", "style"})
 _RESERVED = frozenset({"run", "main", "_rt", "_outputs", "_argparse", "_sys"})
+# What the golden tests (and the differential run before them) take away from the environment:
+# they replay the cassette, so they see no provider key or server, and no run of the parent's.
+DROP_ENV = (*PROVIDER_VARS, "PROTOKIT_RUN_ID")
 
 
 @dataclass
@@ -265,7 +270,7 @@ def render_tests(*, name: str, source: str, cases: Sequence[Case]) -> str:
     workdir = posixpath.dirname(source) or "."
     template = _environment().get_template("test_module.py.j2")
     return template.render(name=name, name_lit=translate_str(name), source=source, cases=views,
-                           workdir=translate_str(workdir))
+                           workdir=translate_str(workdir), drop_env=translate(DROP_ENV))
 
 
 def format_source(text: str, filename: str) -> str:

@@ -24,11 +24,9 @@ from typing import Any
 from protokit.errors import PromoteError
 from protokit.notebook.outputs import diff_outputs, encode_value
 from protokit.notebook.sanitize import sanitize_text
-from protokit.promote.codegen import Case
+from protokit.promote.codegen import DROP_ENV, Case
 
 __all__ = ["check_module"]
-
-_DROP_ENV = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "PROTOKIT_RUN_ID")
 
 
 def check_module(module_source: str, name: str, cassette_text: str, cases: Sequence[Case], workdir: Path,
@@ -41,7 +39,7 @@ def check_module(module_source: str, name: str, cassette_text: str, cases: Seque
         (root / f"{name}.py").write_text(module_source, encoding="utf-8")
         (root / "cassette.json").write_text(cassette_text, encoding="utf-8")
         (root / "cases.json").write_text(json.dumps([c.params for c in cases]), encoding="utf-8")
-        env = {k: v for k, v in os.environ.items() if k not in _DROP_ENV}
+        env = {k: v for k, v in os.environ.items() if k not in DROP_ENV}
         env.update({"PROTOKIT_CACHE": str(root / "cache.db"), "PROTOKIT_CACHE_MODE": "replay"})
         start = time.perf_counter()
         try:

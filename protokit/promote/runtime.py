@@ -7,8 +7,9 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from protokit.errors import ParameterTypeError
 from protokit.notebook.outputs import collect_outputs, encode_value
-from protokit.notebook.params import ParameterTypeError, check_value, parse_text
+from protokit.notebook.params import check_value, parse_text
 
 __all__ = ["ParameterTypeError", "check", "cli_type", "collect_outputs", "to_json"]
 

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from protokit import _aio
-from protokit.errors import ConfigError
+from protokit.errors import ConfigError, ScorerTypeError
 
+# ScorerTypeError lives in protokit.errors with every other error; still importable from here.
 __all__ = ["FunctionScorer", "Score", "Scorer", "ScorerTypeError", "as_scorer", "custom", "to_score"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -25,10 +26,6 @@ class Score:
     reason: str | None = None
     cost_usd: float | None = None
     cached: bool = False  # a replayed judge answer: its cost was paid when it was recorded
-
-
-class ScorerTypeError(TypeError):
-    """A scorer returned something that is not a bool, a number or a ``{"score", "reason"}`` dict."""
 
 
 def to_score(result: Any, name: str) -> Score:

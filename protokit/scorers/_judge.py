@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-import string
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from protokit.errors import ConfigError
+from protokit.models.prompts import render_template, template_fields
 from protokit.scorers._base import Score, Scorer
 
 __all__ = ["DEFAULT_TEMPLATE", "Judge", "judge", "parse_verdict"]
@@ -33,14 +33,6 @@ REASON: <one short sentence>"""
 _SCORE = re.compile(r"(?im)^\W*score\W*[:=]?\s*(-?\d+(?:\.\d+)?)")
 _REASON = re.compile(r"(?ims)^\W*reason\W*[:=]\s*(.+)")
 _BARE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*$")
-
-
-def _fields(template: str) -> list[str]:
-    names = []
-    for _, field, _, _ in string.Formatter().parse(template):
-        if field is not None:
-            names.append(re.split(r"[.\[]", field, maxsplit=1)[0])
-    return names
 
 
 def parse_verdict(text: str) -> tuple[float, str | None]:
@@ -77,10 +69,10 @@ class Judge(Scorer):
         low, high = scale
         if not high > low:
             raise ConfigError(f"pk.scorers.judge: scale must be (low, high) with high > low, got {scale!r}")
-        placeholders = set(_fields(template))
+        placeholders = set(template_fields(template, what="the judge template"))
         if not {"rubric", "output"} <= placeholders:
             raise ConfigError("a judge template must contain {rubric} and {output}")
-        rubric_cols = [f for f in _fields(rubric) if f != "output"]
+        rubric_cols = [f for f in template_fields(rubric, what="the judge's rubric") if f != "output"]
         shown = list(columns) if columns is not None else None
         super().__init__(name, columns=[*rubric_cols, *(shown or [])], reasons=True)
         self.model = make_model(model)
@@ -96,10 +88,10 @@ class Judge(Scorer):
         """The grading prompt for one output."""
         keys = self.shown if self.shown is not None else list(case)
         case_text = "\n".join(f"{k}: {case[k]}" for k in keys) or "(none)"
-        rubric = self.rubric.format_map({**case, "output": output}) if _fields(self.rubric) else self.rubric
+        rubric = render_template(self.rubric, {**case, "output": output}, what="the judge's rubric")
         low, high = self.scale
-        return self.template.format(rubric=rubric, case=case_text, output=output,
-                                    low=f"{low:g}", high=f"{high:g}")
+        return render_template(self.template, {"rubric": rubric, "case": case_text, "output": output,
+                                               "low": f"{low:g}", "high": f"{high:g}"}, what="the judge template")
 
     def score(self, output: str, case: Mapping[str, Any]) -> Score:
         """Synchronous grading (outside compare)."""

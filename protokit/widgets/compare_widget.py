@@ -1,7 +1,7 @@
 """``pk.Compare``: the comparison as a widget, where the work happens.
 
 Controls (models, prompt template, options, Estimate, Run, Cancel) feed
-:func:`protokit.compare.acompare`; its ``on_result`` fills the grid cell by cell
+:func:`protokit.comparisons.acompare`; its ``on_result`` fills the grid cell by cell
 and a throttled progress line. After the run the widget shows the summary, the
 quality-against-cost chart and the verdict of the same :class:`Comparison`,
 which stays available as ``widget.comparison``: everything shown is also data.
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import html
 import json
 import time
@@ -28,7 +29,8 @@ import ipywidgets as widgets
 import traitlets
 
 from protokit import _aio
-from protokit.errors import ProtokitError
+from protokit.comparisons import CompareArgs
+from protokit.errors import ConfigError, ProtokitError
 from protokit.models import Model
 from protokit.models import model as make_model
 from protokit.widgets import static
@@ -46,7 +48,7 @@ from protokit.widgets.inputs import (
 )
 
 if TYPE_CHECKING:
-    from protokit.compare import Comparison
+    from protokit.comparisons import Comparison
     from protokit.runner import Progress, Runner
 
 __all__ = ["PROGRESS_INTERVAL_S", "Compare"]
@@ -66,10 +68,14 @@ class Compare(widgets.VBox):
         The template, with ``{column}`` fields from ``cases``.
     cases
         The cases, as for ``pk.compare`` (a DataFrame, or a list of dicts).
-    scorers, samples, options, system, concurrency, budget_usd
-        Passed to ``pk.compare``; samples and the temperature/max tokens options are editable.
+    scorers
+        As for ``pk.compare``.
     run
         Run the comparison synchronously now (for papermill/nbconvert), so the saved output has it.
+    **args
+        Any other argument of ``pk.compare`` (``samples``, ``options``, ``system``, ``concurrency``,
+        ``budget_usd``, ``retries``, ``timeout``): the widget takes the same arguments, checked the same
+        way. Samples and the temperature/max tokens options stay editable in the widget.
     """
 
     chosen = traitlets.Unicode(None, allow_none=True, help="The model id picked with 'Use this model'.")
@@ -79,25 +85,23 @@ class Compare(widgets.VBox):
         models: Sequence[Any],
         prompt: str,
         cases: Any,
-        *,
         scorers: Sequence[Any] = (),
-        samples: int = 1,
-        options: Mapping[str, Any] | None = None,
-        system: str | None = None,
-        concurrency: int = 16,
-        budget_usd: float | None = None,
+        *,
         run: bool = False,
+        **args: Any,
     ) -> None:
+        taken = sorted({"on_result", "on_start"} & set(args))
+        if taken:
+            raise ConfigError(f"the Compare widget sets {', '.join(taken)} itself; use pk.compare for your own")
+        # The one argument spec of a comparison: an unknown name fails here, as it would in pk.compare.
+        self.args = CompareArgs(list(models), prompt, cases, list(scorers), **args)
         super().__init__(_dom_classes=("pk-compare",))
         self._cases = cases
         self.scorers = list(scorers)
-        self.system = system
-        self.concurrency = concurrency
-        self.budget_usd = budget_usd
         self.comparison: Comparison | None = None
         self.state = "idle"  # idle | running | done | cancelled | failed
         self.estimate_result: Any = None
-        self._options = dict(options or {})
+        self._options = dict(self.args.options or {})
         self._models: dict[str, Model] = {}
         self._grid: ResultGrid | None = None
         self._task: asyncio.Task[Any] | None = None
@@ -109,7 +113,7 @@ class Compare(widgets.VBox):
         self._status_text = ""
         self._ui_seconds = 0.0  # time spent updating widgets from on_result (read by the benchmark)
         self._case_rows: list[tuple[Any, dict[str, Any]]] = []
-        self._build(prompt, samples)
+        self._build(prompt, self.args.samples)
         self.cases = cases
         for spec in models:
             self.add_model(spec)
@@ -275,10 +279,8 @@ class Compare(widgets.VBox):
             self._say(options, error=True)
             return None
         samples = int(self._samples.value)
-        kwargs: dict[str, Any] = dict(models=models, prompt=prompt, cases=self.cases, scorers=self.scorers,
-                                      samples=samples, concurrency=self.concurrency,
-                                      budget_usd=self.budget_usd, system=self.system,
-                                      options=options or None)
+        kwargs = dataclasses.replace(self.args, models=models, prompt=prompt, cases=self.cases,
+                                     scorers=self.scorers, samples=samples, options=options or None).as_kwargs()
         return RunPlan(models, prompt, samples, options, kwargs)
 
     def estimate(self) -> Any:
@@ -287,7 +289,7 @@ class Compare(widgets.VBox):
         if plan is None:
             return None
         try:
-            from protokit.compare import estimate
+            from protokit.comparisons import estimate
 
             est = estimate(**plan.kwargs)
         except ProtokitError as exc:
@@ -328,9 +330,9 @@ class Compare(widgets.VBox):
             return None
         self._start(plan)
         try:
-            from protokit.compare import acompare
+            from protokit.comparisons import acompare
 
-            comparison = await acompare(**plan.kwargs, on_result=self._on_result, on_start=self._on_start)
+            comparison = await acompare(**{**plan.kwargs, "on_result": self._on_result, "on_start": self._on_start})
         except ProtokitError as exc:
             self._finish(None, f"the run stopped: {exc}")
         except Exception as exc:  # shown in the widget: a traceback would end the user's flow

@@ -47,7 +47,7 @@ def parse_options(base: Mapping[str, Any], *, temperature: str, max_tokens: str)
 
 def case_rows(cases: Any) -> CaseRows:
     """(case id, columns) per case, with the ids compare assigns (the ``case``/``id`` column or position)."""
-    from protokit.cases import load_cases
+    from protokit.comparisons import load_cases
 
     _frame, records = load_cases(cases)
     return [(rec["case"], {k: v for k, v in rec.items() if k != "case"}) for rec in records]
@@ -70,7 +70,7 @@ def columns_html(columns: Sequence[str]) -> str:
 
 def template_problem(template: str, columns: Sequence[str]) -> str | None:
     """Why the template cannot be filled from the case columns, or None when it can."""
-    from protokit.cases import template_fields
+    from protokit.comparisons import template_fields
 
     try:
         fields = template_fields(template)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     import pandas as pd
 
-    from protokit.compare import Comparison
+    from protokit.comparisons import Comparison
 
 __all__ = [
     "CSS",

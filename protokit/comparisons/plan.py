@@ -7,28 +7,29 @@ that names the fix.
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
-import re
-import string
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar, cast
 
 import pandas as pd
 
 from protokit.errors import ConfigError
 from protokit.models import Model
 from protokit.models import model as make_model
-from protokit.runner import Call, Progress, Runner
+from protokit.models.prompts import render_template, template_fields
+from protokit.runner import Call, Progress, RetryPolicy, Runner
 from protokit.scorers import Scorer, as_scorer
 from protokit.scorers._judge import Judge
 
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "RESULT_COLUMNS",
+    "CompareArgs",
     "OnResult",
     "OnStart",
     "Plan",
@@ -39,6 +40,7 @@ __all__ = [
     "load_cases",
     "render_prompts",
     "resolve_models",
+    "same_arguments",
     "template_fields",
 ]
 
@@ -140,23 +142,6 @@ def load_cases(cases: Any) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     return frame, records
 
 
-def template_fields(template: str) -> list[str]:
-    """The column names a ``{column}`` template refers to, in order."""
-    try:
-        parsed = list(string.Formatter().parse(template))
-    except ValueError as exc:
-        raise ConfigError(f"the prompt template is malformed ({exc}); write literal braces as {{{{ and }}}}") \
-            from None
-    names = []
-    for _, fname, _, _ in parsed:
-        if fname is None:
-            continue
-        if fname == "" or fname.isdigit():
-            raise ConfigError("the prompt template has a positional {} placeholder; name a column: {ticket}")
-        names.append(re.split(r"[.\[]", fname, maxsplit=1)[0])
-    return names
-
-
 def _templates(prompt: Any) -> list[str]:
     if isinstance(prompt, str):
         return [prompt]
@@ -190,13 +175,12 @@ def render_prompts(prompt: Prompt, records: list[dict[str, Any]], columns: Seque
     out = []
     for cid, rec in zip(ids, records, strict=True):
         values = {k: "" if v is None else v for k, v in rec.items()}
-        try:
-            if isinstance(prompt, str):
-                out.append(prompt.format_map(values))
-            else:
-                out.append([{**m, "content": str(m.get("content", "")).format_map(values)} for m in prompt])
-        except (ValueError, KeyError, IndexError, AttributeError, TypeError) as exc:
-            raise ConfigError(f"the prompt could not be filled for case {cid!r}: {exc}") from None
+        what = f"the prompt for case {cid!r}"
+        if isinstance(prompt, str):
+            out.append(render_template(prompt, values, what=what))
+        else:
+            out.append([{**m, "content": render_template(str(m.get("content", "")), values, what=what)}
+                        for m in prompt])
     return out
 
 
@@ -270,9 +254,56 @@ class Plan:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def build_plan(models: Any, prompt: Prompt, cases: Any, scorers: Any, *, samples: int, concurrency: int,
-               budget_usd: float | None, system: str | None, options: Mapping[str, Any] | None) -> Plan:
+@dataclass(frozen=True)
+class CompareArgs:
+    """The arguments of a comparison: the one spec ``compare``, ``acompare``, ``estimate`` and the widget share.
+
+    Each of them is declared with :func:`same_arguments` over this class, so their
+    parameters (and defaults) are written here only. See :func:`protokit.compare` for
+    what each one means.
+    """
+
+    models: Any
+    prompt: Prompt
+    cases: Any
+    scorers: Any = None
+    _: KW_ONLY
+    samples: int = 1
+    concurrency: int = DEFAULT_CONCURRENCY
+    budget_usd: float | None = None
+    system: str | None = None
+    options: Mapping[str, Any] | None = None
+    on_result: OnResult | None = None
+    on_start: OnStart | None = None
+    retries: int | RetryPolicy | None = None
+    timeout: float | None = None
+
+    def as_kwargs(self) -> dict[str, Any]:
+        """The arguments by name, ready for ``compare(**args.as_kwargs())``."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def same_arguments(spec: Callable[P, Any]) -> Callable[[Callable[..., R]], Callable[P, R]]:
+    """Declare a function as taking exactly ``spec``'s parameters (shown by help(), IDEs, type checkers)."""
+    def declare(fn: Callable[..., R]) -> Callable[P, R]:
+        own = inspect.signature(fn).return_annotation
+        fn.__signature__ = inspect.signature(spec).replace(return_annotation=own)  # type: ignore[attr-defined]
+        return cast("Callable[P, R]", fn)
+    return declare
+
+
+def build_plan(args: CompareArgs) -> Plan:
     """Load and check everything, render every prompt and build every request; no call is made."""
+    models, prompt, cases, scorers = args.models, args.prompt, args.cases, args.scorers
+    samples, concurrency, budget_usd, system, options = (args.samples, args.concurrency, args.budget_usd,
+                                                         args.system, args.options)
+    if args.timeout is not None and (isinstance(args.timeout, bool) or not isinstance(args.timeout, (int, float))
+                                     or args.timeout <= 0):
+        raise ConfigError(f"timeout must be a positive number of seconds or None, got {args.timeout!r}")
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
         raise ConfigError(f"samples must be a positive integer, got {samples!r}")
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:

@@ -2,58 +2,26 @@
 
 from __future__ import annotations
 
-import math
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from protokit import stats
+from protokit._files import atomic_write_text
+from protokit.comparisons import report as report_mod
+from protokit.comparisons import tables
+from protokit.comparisons.store import RunStore, read_run
+from protokit.comparisons.tables import PairedComparison
 from protokit.errors import ConfigError
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-    from protokit.runs import RunStore
     from protokit.scorers import Scorer
 
-__all__ = ["Comparison", "PairedComparison"]
-
-
-@dataclass(frozen=True)
-class PairedComparison:
-    """Model ``a`` minus model ``b`` on one score, over the cases both have a score for.
-
-    ``p_value`` comes from a paired sign-flip permutation test (exact up to 16
-    cases); ``low``-``high`` is a 95% bootstrap interval of the mean difference.
-    """
-
-    a: str
-    b: str
-    score: str
-    n: int
-    mean_a: float
-    mean_b: float
-    diff: float
-    low: float
-    high: float
-    p_value: float
-    method: str = "paired sign-flip permutation test"
-
-    @property
-    def significant(self) -> bool:
-        """True when p < 0.05."""
-        return not math.isnan(self.p_value) and self.p_value < 0.05
-
-    def __str__(self) -> str:
-        if self.n == 0:
-            return f"{self.a} and {self.b} share no scored cases on {self.score}"
-        verdict = "significant" if self.significant else "not significant"
-        return (f"{self.a} - {self.b} on {self.score}: {self.diff:+.3f} (95% CI {self.low:+.3f} to "
-                f"{self.high:+.3f}) over {self.n} cases; {verdict} (p = {self.p_value:.2g}, {self.method})")
+__all__ = ["Comparison", "PairedComparison", "load_run"]
 
 
 class Comparison:
@@ -91,17 +59,13 @@ class Comparison:
     def summary(self) -> pd.DataFrame:
         """One row per model: n, errors, each score's mean and 95% interval, latency, tokens, cost."""
         if self._summary is None:
-            from protokit.report import summarize
-
-            self._summary = summarize(self.results, self.models, self.score_names, samples=self.samples)
+            self._summary = tables.summarize(self.results, self.models, self.score_names, samples=self.samples)
         return self._summary
 
     @property
     def samples_summary(self) -> pd.DataFrame:
         """One row per case x model: samples, errors, distinct outputs, agreement, mean scores."""
-        from protokit.report import summarize_samples
-
-        return summarize_samples(self.results, self.score_names)
+        return tables.summarize_samples(self.results, self.score_names)
 
     # -- statistics --------------------------------------------------------------------
     def _score(self, score: str | None) -> str:
@@ -116,7 +80,7 @@ class Comparison:
         return name
 
     def _column(self, name: str) -> str:
-        return "rating" if name == "rating" and name not in self.score_names else f"score_{name}"
+        return tables.score_column(name, self.score_names)
 
     def _model(self, name: str) -> str:
         if name in self.models:
@@ -129,54 +93,35 @@ class Comparison:
     def per_case(self, model: str, score: str | None = None) -> pd.Series:
         """A model's score per case (the mean over samples), indexed by case id."""
         name = self._score(score)
-        rows = self.results[self.results["model"] == self._model(model)]
-        col = pd.to_numeric(rows[self._column(name)], errors="coerce")
-        return col.groupby(rows["case"], sort=False).mean()
+        return tables.per_case(self.results, self._model(model), self._column(name))
 
     def compare_pair(self, a: str, b: str, score: str | None = None) -> PairedComparison:
         """Paired difference ``a - b`` on shared cases, its 95% interval and p-value (sign-flip test)."""
         a, b, name = self._model(a), self._model(b), self._score(score)
         key = (a, b, name)
         if key not in self._pairs:
-            sa, sb = self.per_case(a, name), self.per_case(b, name)
-            joined = pd.concat([sa.rename("a"), sb.rename("b")], axis=1, join="inner").dropna()
-            r = stats.paired_difference(joined["a"].to_numpy(), joined["b"].to_numpy())
-            self._pairs[key] = PairedComparison(a, b, name, r.n, r.mean_a, r.mean_b, r.diff, r.low, r.high,
-                                                r.p_value)
+            self._pairs[key] = tables.pair(self.results, a, b, name, self._column(name))
         return self._pairs[key]
 
     def pareto(self, score: str | None = None, by: str = "cost") -> list[str]:
         """Models that no other model beats on both the score and cost (or latency), cheapest first."""
-        name = self._score(score)
-        xcol = _x_column(by)
-        s = self.summary
-        col = self._summary_score(name)
-        return stats.pareto_front([(m, float(q), float(c)) for m, q, c in zip(s["model"], s[col], s[xcol],
-                                                                              strict=True)])
-
-    def _summary_score(self, name: str) -> str:
-        return "rating" if self._column(name) == "rating" else f"score_{name}"
+        return tables.pareto(self.summary, self._column(self._score(score)), by)
 
     def best(self, score: str | None = None) -> str:
         """The model to use: the top scorer, or a cheaper one that is not significantly worse."""
-        from protokit.report import recommend
-
-        return recommend(self, self._score(score))[0]
+        return report_mod.recommend(self._report_data(), self._score(score))[0]
 
     # -- outputs -----------------------------------------------------------------------
     def report(self, score: str | None = None) -> str:
         """A short plain-language verdict: who scores best, at what cost, and whether it is significant."""
-        from protokit.report import verdict
-
-        return verdict(self, None if score is None and not self.score_names else self._score(score))
+        return report_mod.verdict(self._report_data(),
+                                  None if score is None and not self.score_names else self._score(score))
 
     def plot(self, score: str | None = None, x: str = "cost") -> Figure:
         """Quality against cost per case (or latency p50): error bars and the Pareto front marked."""
-        from protokit.report import figure
-
         name = self._score(score)
-        _x_column(x)
-        return figure(self, name, x)
+        tables.x_column(x)
+        return report_mod.figure(self._report_data(), name, x)
 
     def to_csv(self, path: str | os.PathLike[str] | None = None) -> str | None:
         """Write the results as CSV to ``path``, or return the CSV text when no path is given."""
@@ -190,17 +135,17 @@ class Comparison:
 
         At most ``max_rows`` result rows are included (None for all); ``to_csv`` has every row.
         """
-        from protokit.report import html_page
-
-        page = html_page(self, max_rows=max_rows)
+        page = report_mod.html_page(self._report_data(), max_rows=max_rows)
         if path is not None:
-            Path(path).write_text(page, encoding="utf-8")
+            atomic_write_text(Path(path), page)
         return page
 
     def _repr_html_(self) -> str:
-        from protokit.report import html_summary
+        return report_mod.html_summary(self._report_data())
 
-        return html_summary(self)
+    def _report_data(self) -> report_mod.ReportData:
+        return report_mod.ReportData(results=self.results, summary=self.summary, score_names=self.score_names,
+                                     pair=self.compare_pair, title=repr(self), run_id=self.run_id)
 
     # -- human ratings -----------------------------------------------------------------
     def add_rating(self, case: Any, model: str, rating: float | int | bool | None, sample: int = 0) -> None:
@@ -229,9 +174,17 @@ def _missing(value: Any) -> bool:
         return False
 
 
-def _x_column(by: str) -> str:
-    if by == "cost":
-        return "cost_per_case"
-    if by == "latency":
-        return "latency_p50"
-    raise ConfigError(f"by/x must be 'cost' or 'latency', got {by!r}")
+def load_run(run_id: str, *, path: str | os.PathLike[str] | None = None) -> Comparison:
+    """Reload a stored run as a Comparison with the same results and summary.
+
+    Parameters
+    ----------
+    run_id
+        The id shown by ``protokit runs`` (or a unique prefix), or ``Comparison.run_id``.
+    path
+        The cache file; by default the current one (``PROTOKIT_CACHE`` or protokit.db).
+    """
+    run = read_run(run_id, path=path)
+    return Comparison(results=run.results, models=run.models, cases=run.cases, prompt=run.prompt, scorers=[],
+                      score_names=run.score_names, run_id=run.run_id, options=run.options, store=run.store,
+                      status=run.status, scorer_info=run.scorer_info)

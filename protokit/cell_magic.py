@@ -1,4 +1,4 @@
-"""IPython magics: ``%load_ext protokit``, then ``%%compare MODEL ... --cases df`` with the prompt as the cell.
+"""The ``%%compare`` cell magic: ``%load_ext protokit``, then ``%%compare MODEL ... --cases df``, the cell the prompt.
 
 ::
 
@@ -82,5 +82,5 @@ class ProtokitMagics(Magics):
 
 
 def load_ipython_extension(ipython: Any) -> None:
-    """Register protokit's magics (``%load_ext protokit.magics``)."""
+    """Register protokit's magics (``%load_ext protokit.cell_magic``, or ``%load_ext protokit``)."""
     ipython.register_magics(ProtokitMagics)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from protokit import cache as cache_mod
-from protokit.cases import DEFAULT_CONCURRENCY, OnResult, OnStart, Plan, Prompt, build_plan
+from protokit.comparisons.plan import CompareArgs, Plan, build_plan, same_arguments
 from protokit.models import Model
 from protokit.models.prices import DEFAULT_OUTPUT_TOKENS, estimate_input_tokens
 from protokit.scorers._judge import Judge
@@ -99,22 +98,8 @@ def _typical_latency(cache: cache_mod.Cache | None, model: Model) -> float:
     return values[len(values) // 2] if values else TYPICAL_LATENCY_S
 
 
-def estimate(
-    models: Any,
-    prompt: Prompt,
-    cases: Any,
-    scorers: Any = None,
-    *,
-    samples: int = 1,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    budget_usd: float | None = None,
-    system: str | None = None,
-    options: Mapping[str, Any] | None = None,
-    on_result: OnResult | None = None,
-    on_start: OnStart | None = None,
-    retries: Any = None,
-    timeout: float | None = None,
-) -> Estimate:
+@same_arguments(CompareArgs)
+def estimate(*args: Any, **kwargs: Any) -> Estimate:
     """What :func:`compare` with the same arguments would cost, without making any call.
 
     Input tokens are estimated as characters / 4; output tokens as ``max_tokens`` when
@@ -126,8 +111,9 @@ def estimate(
     ``on_start``, ``retries`` and ``timeout`` are accepted so the same arguments fit
     both calls; they change nothing here.
     """
-    plan = build_plan(models, prompt, cases, scorers, samples=samples, concurrency=concurrency,
-                 budget_usd=budget_usd, system=system, options=options)
+    a = CompareArgs(*args, **kwargs)
+    plan = build_plan(a)
+    concurrency, budget_usd = a.concurrency, a.budget_usd
     cache = cache_mod.get_cache()
     usable = cache if cache.mode in ("auto", "replay") else None
     keys = {c.tag: cache_mod.request_key(c.request.key_dict()) for c in plan.calls if c.model.cacheable}

@@ -1,4 +1,4 @@
-"""IPython magics and shell lines: rewritten to Python where exact, refused otherwise.
+"""Rewriting a notebook's magics and shell lines to Python where exact, refusing them otherwise.
 
 IPython's own transformer turns a cell into Python (``%time x = f()`` becomes
 ``get_ipython().run_line_magic('time', 'x = f()')``) without being fooled by

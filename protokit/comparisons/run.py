@@ -9,27 +9,23 @@ written to the run store in batches, and turned into one DataFrame at the end.
 from __future__ import annotations
 
 import asyncio
-import sys
-import types
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
 
 from protokit import _aio
 from protokit import cache as cache_mod
-from protokit.cases import DEFAULT_CONCURRENCY, OnResult, OnStart, Plan, Prompt, build_plan
-from protokit.comparison import Comparison, PairedComparison
-from protokit.errors import BudgetExceeded, ConfigError, ProtokitError, safe_text
-from protokit.estimates import DEFAULT_OUTPUT_TOKENS, TYPICAL_LATENCY_S, Estimate, estimate
-from protokit.runner import Outcome, Progress, RetryPolicy, Runner, retry_policy
-from protokit.runs import RunStore
-from protokit.scorers import Scorer, ScorerTypeError, to_score
+from protokit.comparisons.comparison import Comparison
+from protokit.comparisons.plan import CompareArgs, OnResult, Plan, build_plan, same_arguments
+from protokit.comparisons.store import RunStore
+from protokit.errors import BudgetExceeded, ConfigError, ProtokitError, ScorerTypeError, safe_text
+from protokit.runner import Outcome, Progress, Runner, retry_policy
+from protokit.scorers import Scorer, to_score
 from protokit.scorers._judge import Judge
 
-__all__ = ["DEFAULT_OUTPUT_TOKENS", "TYPICAL_LATENCY_S", "Comparison", "Estimate", "PairedComparison",
-           "acompare", "compare", "estimate"]
+__all__ = ["acompare", "compare"]
 
 
 class _Run:
@@ -159,36 +155,26 @@ def _kind(error: ProtokitError | None) -> str:
     return type(error).__name__.lower() if error is not None else "unknown"
 
 
-async def acompare(
-    models: Any,
-    prompt: Prompt,
-    cases: Any,
-    scorers: Any = None,
-    *,
-    samples: int = 1,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    budget_usd: float | None = None,
-    system: str | None = None,
-    options: Mapping[str, Any] | None = None,
-    on_result: OnResult | None = None,
-    on_start: OnStart | None = None,
-    retries: int | RetryPolicy | None = None,
-    timeout: float | None = None,
-) -> Comparison:
-    """Async form of :func:`compare` (same arguments); await it inside a running loop."""
-    plan = build_plan(models, prompt, cases, scorers, samples=samples, concurrency=concurrency,
-                 budget_usd=budget_usd, system=system, options=options)
+@same_arguments(CompareArgs)
+async def acompare(*args: Any, **kwargs: Any) -> Comparison:
+    """Async form of :func:`compare` (same arguments); await it inside a running loop.
+
+    Its signature is the one parameter spec of a comparison: ``compare``, ``estimate`` and
+    the ``Compare`` widget take exactly these arguments (see ``plan.same_arguments``).
+    """
+    a = CompareArgs(*args, **kwargs)
+    plan = build_plan(a)
     store = RunStore.start(plan.meta)
-    run = _Run(plan, store, on_result, concurrency)
-    runner = Runner(concurrency=concurrency, budget_usd=budget_usd, on_result=run.on_outcome,
-                    policy=retry_policy(retries), timeout=timeout)
+    run = _Run(plan, store, a.on_result, a.concurrency)
+    runner = Runner(concurrency=a.concurrency, budget_usd=a.budget_usd, on_result=run.on_outcome,
+                    policy=retry_policy(a.retries), timeout=a.timeout)
     run.runner = runner
     # A judge's calls spend from the same budget, so its price must be known too.
     runner.check_prices([*plan.models, *(s.model for s in plan.scorers if isinstance(s, Judge))])
     status = "failed"
     try:
-        if on_start is not None:
-            on_start(runner)
+        if a.on_start is not None:
+            a.on_start(runner)
         outcomes = await runner.run(plan.calls)
         if runner.cancelled:
             for task in list(run.tasks):
@@ -210,28 +196,14 @@ async def acompare(
     rows = [r for r in run.rows if r is not None]
     index = [i for i, r in enumerate(run.rows) if r is not None]
     results = pd.DataFrame.from_records(rows, columns=plan.columns, index=index)
-    return Comparison(results=results, models=[m.id for m in plan.models], cases=plan.frame, prompt=prompt,
+    return Comparison(results=results, models=[m.id for m in plan.models], cases=plan.frame, prompt=a.prompt,
                       scorers=plan.scorers, score_names=plan.meta["score_names"],
                       run_id=store.run_id if store else None, options=plan.meta["options"], store=store,
                       status=status)
 
 
-def compare(
-    models: Any,
-    prompt: Prompt,
-    cases: Any,
-    scorers: Any = None,
-    *,
-    samples: int = 1,
-    concurrency: int = DEFAULT_CONCURRENCY,
-    budget_usd: float | None = None,
-    system: str | None = None,
-    options: Mapping[str, Any] | None = None,
-    on_result: OnResult | None = None,
-    on_start: OnStart | None = None,
-    retries: int | RetryPolicy | None = None,
-    timeout: float | None = None,
-) -> Comparison:
+@same_arguments(acompare)
+def compare(*args: Any, **kwargs: Any) -> Comparison:
     """Run every case x model x sample and return a :class:`Comparison`.
 
     Works in plain Python and inside a running Jupyter loop (the work runs on
@@ -274,26 +246,9 @@ def compare(
         Seconds for one attempt, beyond each model's own timeout; a timed-out attempt is retried
         like a 5xx (``retries=``). None: no limit but the model's.
     """
-    return _aio.run_sync(acompare(models, prompt, cases, scorers, samples=samples, concurrency=concurrency,
-                                  budget_usd=budget_usd, system=system, options=options,
-                                  on_result=on_result, on_start=on_start, retries=retries, timeout=timeout))
+    return _aio.run_sync(acompare(*args, **kwargs))
 
 
 def _total_cost(rows: Sequence[dict[str, Any] | None]) -> float | None:
     costs = [r["cost_usd"] for r in rows if r is not None and r.get("cost_usd") is not None]
     return float(sum(costs)) if costs else None
-
-
-class _CallableModule(types.ModuleType):
-    """This module, callable as :func:`compare`.
-
-    ``protokit.compare`` is both this module and the function: importing the
-    submodule binds the module to ``pk.compare``, so the module forwards calls.
-    """
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Comparison:
-        return compare(*args, **kwargs)
-
-
-sys.modules[__name__].__class__ = _CallableModule
-__wrapped__ = compare  # inspect.signature(pk.compare) shows compare's parameters

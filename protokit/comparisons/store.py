@@ -20,6 +20,7 @@ import os
 import secrets
 import socket
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,9 +31,9 @@ from protokit.errors import ConfigError
 if TYPE_CHECKING:
     import sqlite3
 
-    from protokit.comparison import Comparison
+    import pandas as pd
 
-__all__ = ["BATCH", "RunStore", "list_runs", "load_run", "owner", "resolve_run_id", "writer_gone"]
+__all__ = ["BATCH", "RunStore", "StoredRun", "list_runs", "owner", "read_run", "resolve_run_id", "writer_gone"]
 
 BATCH = 500
 
@@ -257,19 +258,25 @@ def list_runs(path: str | os.PathLike[str] | None = None, *, limit: int | None =
              "cases": r[4], "n": r[5], "total": r[6], "cost_usd": r[7]} for r in rows]
 
 
-def load_run(run_id: str, *, path: str | os.PathLike[str] | None = None) -> Comparison:
-    """Reload a stored run as a Comparison with the same results and summary.
+@dataclass(frozen=True)
+class StoredRun:
+    """A stored run as read back: its results and what it was run with."""
 
-    Parameters
-    ----------
-    run_id
-        The id shown by ``protokit runs`` (or a unique prefix), or ``Comparison.run_id``.
-    path
-        The cache file; by default the current one (``PROTOKIT_CACHE`` or protokit.db).
-    """
+    run_id: str
+    results: pd.DataFrame
+    models: list[str]
+    cases: pd.DataFrame
+    prompt: Any
+    score_names: list[str]
+    options: dict[str, Any]
+    status: str
+    scorer_info: list[dict[str, Any]]
+    store: RunStore
+
+
+def read_run(run_id: str, *, path: str | os.PathLike[str] | None = None) -> StoredRun:
+    """Read a stored run (by id or a unique prefix) from the cache file; ConfigError when there is none."""
     import pandas as pd
-
-    from protokit.comparison import Comparison
 
     cache = _open(path)
     with cache.lock:
@@ -282,15 +289,10 @@ def load_run(run_id: str, *, path: str | os.PathLike[str] | None = None) -> Comp
                             f"{'owner' if owned else 'NULL'} FROM compare_runs WHERE id = ?", (full,)).fetchone()
         stored = conn.execute("SELECT idx, row FROM compare_rows WHERE run_id = ? ORDER BY idx", (full,)).fetchall()
     prompt, models, options, score_names, columns, cases, status, scorers, writer = meta
-    status = _status(status, writer)
     columns = json.loads(columns)
     rows = [json.loads(r) for _, r in stored]
     results = pd.DataFrame.from_records(rows, columns=columns, index=[i for i, _ in stored]) if rows \
         else pd.DataFrame(columns=columns)
-    opts = json.loads(options)
-    return Comparison(
-        results=results, models=json.loads(models), cases=pd.DataFrame(json.loads(cases)), prompt=prompt,
-        scorers=[], score_names=json.loads(score_names), run_id=full, options=opts,
-        store=RunStore(cache, full), status=status, scorer_info=json.loads(scorers),
-    )
-
+    return StoredRun(run_id=full, results=results, models=json.loads(models), cases=pd.DataFrame(json.loads(cases)),
+                     prompt=prompt, score_names=json.loads(score_names), options=json.loads(options),
+                     status=_status(status, writer), scorer_info=json.loads(scorers), store=RunStore(cache, full))

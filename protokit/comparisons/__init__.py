@@ -1,0 +1,50 @@
+"""The compare feature: run models side by side on cases, and everything read from such a run.
+
+Inside, arrows point one way (each module imports only those below it)::
+
+    run, estimates    pk.compare / pk.acompare / pk.estimate
+    comparison        the Comparison object; load_run
+    report            verdict, chart and HTML, rendered from tables (no Comparison)
+    store | plan      the run store in the cache file | cases, prompts, the one argument spec
+    tables            pure summary tables and paired differences
+    stats             bootstrap intervals, permutation tests, Pareto fronts
+
+Code outside this package (the CLI, the widget, the magic, promote) imports only the
+names below.
+"""
+
+from __future__ import annotations
+
+from protokit.comparisons.comparison import Comparison, load_run
+from protokit.comparisons.estimates import TYPICAL_LATENCY_S, Estimate, estimate
+from protokit.comparisons.plan import (
+    DEFAULT_CONCURRENCY,
+    CompareArgs,
+    OnResult,
+    OnStart,
+    load_cases,
+    same_arguments,
+    template_fields,
+)
+from protokit.comparisons.run import acompare, compare
+from protokit.comparisons.store import list_runs
+from protokit.comparisons.tables import PairedComparison
+
+__all__ = [
+    "DEFAULT_CONCURRENCY",
+    "TYPICAL_LATENCY_S",
+    "CompareArgs",
+    "Comparison",
+    "Estimate",
+    "OnResult",
+    "OnStart",
+    "PairedComparison",
+    "acompare",
+    "compare",
+    "estimate",
+    "list_runs",
+    "load_cases",
+    "load_run",
+    "same_arguments",
+    "template_fields",
+]

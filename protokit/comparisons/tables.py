@@ -1,0 +1,163 @@
+"""Pure tables of a comparison's results: the per-model summary, per-case samples, paired differences.
+
+Functions of DataFrames only (no Comparison, no I/O), so the Comparison, the report and
+the widget all compute the same numbers the same way.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from protokit.comparisons import stats
+from protokit.errors import ConfigError
+
+__all__ = ["PairedComparison", "pair", "pareto", "per_case", "score_column", "summarize", "summarize_samples",
+           "x_column"]
+
+
+@dataclass(frozen=True)
+class PairedComparison:
+    """Model ``a`` minus model ``b`` on one score, over the cases both have a score for.
+
+    ``p_value`` comes from a paired sign-flip permutation test (exact up to 16
+    cases); ``low``-``high`` is a 95% bootstrap interval of the mean difference.
+    """
+
+    a: str
+    b: str
+    score: str
+    n: int
+    mean_a: float
+    mean_b: float
+    diff: float
+    low: float
+    high: float
+    p_value: float
+    method: str = "paired sign-flip permutation test"
+
+    @property
+    def significant(self) -> bool:
+        """True when p < 0.05."""
+        return not math.isnan(self.p_value) and self.p_value < 0.05
+
+    def __str__(self) -> str:
+        if self.n == 0:
+            return f"{self.a} and {self.b} share no scored cases on {self.score}"
+        verdict = "significant" if self.significant else "not significant"
+        return (f"{self.a} - {self.b} on {self.score}: {self.diff:+.3f} (95% CI {self.low:+.3f} to "
+                f"{self.high:+.3f}) over {self.n} cases; {verdict} (p = {self.p_value:.2g}, {self.method})")
+
+
+def _sum(values: pd.Series) -> float:
+    """Sum, or NaN when any value is missing (an unknown price makes the total unknown)."""
+    if len(values) == 0:
+        return 0.0
+    numeric = pd.to_numeric(values, errors="coerce")
+    return math.nan if numeric.isna().any() else float(numeric.sum())
+
+
+def summarize(results: pd.DataFrame, models: Sequence[str], score_names: Sequence[str], *,
+              samples: int = 1, seed: int = 0) -> pd.DataFrame:
+    """One row per model (in the given order): counts, score means with 95% bootstrap intervals, cost."""
+    rows = []
+    groups = dict(iter(results.groupby("model", sort=False))) if len(results) else {}
+    rated = "rating" in results and results["rating"].notna().any()
+    judged = "judge_cost_usd" in results
+    for model in models:
+        g = groups.get(model, results.iloc[0:0])
+        failed = g["error"].notna()
+        ok = g[~failed]
+        n = len(g)
+        row: dict[str, Any] = {
+            "model": model, "n": n, "cases": int(g["case"].nunique()), "errors": int(failed.sum()),
+            "error_rate": float(failed.mean()) if n else math.nan,
+            "scorer_errors": int(g["scorer_error"].notna().sum()),
+        }
+        for name in score_names:
+            col = f"score_{name}"
+            # Samples of one case are not independent: average them, then resample cases.
+            per_case = pd.to_numeric(g[col], errors="coerce").groupby(g["case"], sort=False).mean()
+            mean, lo, hi = stats.bootstrap_ci(per_case.to_numpy(dtype=float), seed=seed)
+            row[col], row[f"{col}_lo"], row[f"{col}_hi"] = mean, lo, hi
+        latency = pd.to_numeric(ok["latency_s"], errors="coerce").to_numpy(dtype=float)
+        row["latency_p50"] = stats.percentile(latency, 50)
+        row["latency_p95"] = stats.percentile(latency, 95)
+        row["input_tokens"] = int(pd.to_numeric(ok["input_tokens"], errors="coerce").fillna(0).sum())
+        row["output_tokens"] = int(pd.to_numeric(ok["output_tokens"], errors="coerce").fillna(0).sum())
+        cost = _sum(ok["cost_usd"])
+        ran = int(ok["case"].nunique())
+        row["cost_usd"] = cost
+        row["cost_per_case"] = cost / ran if ran else math.nan
+        row["cached"] = int((ok["cached"] == True).sum())  # noqa: E712 - object column with None
+        if judged:
+            row["judge_cost_usd"] = _sum(g["judge_cost_usd"].dropna()) if g["judge_cost_usd"].notna().any() \
+                else 0.0
+        if samples > 1:
+            row["distinct_outputs"] = float(ok.groupby("case", sort=False)["output"].nunique().mean()) \
+                if len(ok) else math.nan
+        if rated:
+            ratings = pd.to_numeric(g["rating"], errors="coerce")
+            row["rating"] = float(ratings.mean()) if ratings.notna().any() else math.nan
+            row["rating_n"] = int(ratings.notna().sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summarize_samples(results: pd.DataFrame, score_names: Sequence[str]) -> pd.DataFrame:
+    """One row per case x model: samples, errors, distinct outputs, agreement (top answer's share), scores."""
+    keys = ["case", "model"]
+    by = results.groupby(keys, sort=False)
+    out = by.size().rename("samples").to_frame()
+    out["errors"] = by["error"].count()
+    ok = results[results["error"].isna()]
+    counts = ok.groupby([*keys, "output"], sort=False).size()
+    top = counts.groupby(level=[0, 1], sort=False).max()
+    answered = counts.groupby(level=[0, 1], sort=False).sum()
+    out["distinct_outputs"] = counts.groupby(level=[0, 1], sort=False).size()
+    out["agreement"] = top / answered
+    out["distinct_outputs"] = out["distinct_outputs"].fillna(0).astype(int)
+    for name in score_names:
+        out[f"score_{name}"] = pd.to_numeric(results[f"score_{name}"], errors="coerce").groupby(
+            [results["case"], results["model"]], sort=False).mean()
+    return out.reset_index()
+
+
+def score_column(score: str, score_names: Sequence[str]) -> str:
+    """The column of a score: ``score_NAME``, or ``rating`` for human ratings (no scorer of that name)."""
+    return "rating" if score == "rating" and score not in score_names else f"score_{score}"
+
+
+def per_case(results: pd.DataFrame, model: str, column: str) -> pd.Series:
+    """A model's value of ``column`` per case (the mean over samples), indexed by case id."""
+    rows = results[results["model"] == model]
+    col = pd.to_numeric(rows[column], errors="coerce")
+    return col.groupby(rows["case"], sort=False).mean()
+
+
+def pair(results: pd.DataFrame, a: str, b: str, score: str, column: str) -> PairedComparison:
+    """Model ``a`` minus model ``b`` on ``column`` (score ``score``) over the cases both have a value for."""
+    sa, sb = per_case(results, a, column), per_case(results, b, column)
+    joined = pd.concat([sa.rename("a"), sb.rename("b")], axis=1, join="inner").dropna()
+    r = stats.paired_difference(joined["a"].to_numpy(), joined["b"].to_numpy())
+    return PairedComparison(a, b, score, r.n, r.mean_a, r.mean_b, r.diff, r.low, r.high, r.p_value)
+
+
+def x_column(by: str) -> str:
+    """The summary column of a cost or latency axis."""
+    if by == "cost":
+        return "cost_per_case"
+    if by == "latency":
+        return "latency_p50"
+    raise ConfigError(f"by/x must be 'cost' or 'latency', got {by!r}")
+
+
+def pareto(summary: pd.DataFrame, column: str, by: str = "cost") -> list[str]:
+    """Models that no other model beats on both ``column`` and cost (or latency), cheapest first."""
+    xcol = x_column(by)
+    return stats.pareto_front([(m, float(q), float(x)) for m, q, x in
+                               zip(summary["model"], summary[column], summary[xcol], strict=True)])

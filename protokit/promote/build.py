@@ -1,0 +1,60 @@
+"""The texts of promote's files: the module and its tests, rendered from the gate's report, and the
+cassette, all proven by the differential run before anything is written."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from protokit.errors import PromoteError
+from protokit.promote.codegen import Case
+
+if TYPE_CHECKING:
+    from protokit.promote.pipeline import PromoteResult
+
+__all__ = ["build_files", "notebook_title"]
+
+
+def notebook_title(nb: Any) -> tuple[str, str]:
+    """(title, description) from the notebook's first non-empty markdown cell; empty strings when none."""
+    for cell in nb.cells:
+        if cell.get("cell_type") == "markdown" and str(cell.source).strip():
+            lines = str(cell.source).strip().splitlines()
+            title = lines[0].lstrip("#").strip()
+            rest = "\n".join(lines[1:]).strip()
+            return title, rest
+    return "", ""
+
+
+def build_files(path: str | os.PathLike[str], name: str, out: Path, report: Any, cases: list[Case],
+                result: PromoteResult) -> dict[Path, str]:
+    """``{target path: text}`` for the module, its tests and the cassette; PromoteError when the module
+    does not compile or does not reproduce the notebook. Fills in ``result``'s cases, outputs and timings."""
+    from protokit.promote.cassette import export_cassette
+    from protokit.promote.codegen import format_source, render_module, render_tests, split_cells
+    from protokit.promote.differential import check_module
+
+    layout = split_cells(report.sources, report.parameters)
+    if any(c.outputs for c in cases):
+        layout.has_outputs = True
+    for case in cases:
+        case.outputs = (case.outputs or {}) if layout.has_outputs else None
+    source = Path(os.path.relpath(Path(path).absolute(), out.absolute())).as_posix()
+    title, description = notebook_title(report.nb)
+    module_src = format_source(render_module(
+        name=name, source=source, notebook_hash=report.notebook_hash, title=title, description=description,
+        parameters=report.parameters, layout=layout), f"{name}.py")
+    try:
+        compile(module_src, f"{name}.py", "exec")
+    except SyntaxError as exc:
+        raise PromoteError(f"the generated module does not compile (line {exc.lineno}: {exc.msg}); "
+                           "please report this with the notebook") from None
+    keys = [k for case in cases for k in case.cache_keys]
+    cassette_text = export_cassette(path, keys)
+    _, seconds = check_module(module_src, name, cassette_text, cases, Path(path).absolute().parent)
+    result.seconds["differential"] = seconds
+    tests_src = format_source(render_tests(name=name, source=source, cases=cases), f"test_{name}.py")
+    result.cases = cases
+    result.outputs = cases[0].outputs
+    return {result.module_path: module_src, result.test_path: tests_src, result.cassette_path: cassette_text}

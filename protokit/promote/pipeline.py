@@ -1,0 +1,123 @@
+"""Promote's steps in order: check the name and the --out folder, run the validation gate, gather
+the golden cases, build and prove the files, write them all or none."""
+
+from __future__ import annotations
+
+import keyword
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from protokit.errors import GateError, PromoteError
+
+__all__ = ["PromoteResult", "check_module_name", "promote"]
+
+_HASH_LINE = re.compile(r"^# protokit-hash: (sha256:[0-9a-f]{64})$", re.MULTILINE)
+
+
+@dataclass
+class PromoteResult:
+    """What promote wrote (or, with check, found): paths, the test cases and their outputs, notes."""
+
+    name: str
+    module_path: Path
+    test_path: Path
+    cassette_path: Path
+    notebook_hash: str
+    files: list[Path] = field(default_factory=list)
+    outputs: dict[str, Any] | None = None
+    cases: list[Any] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    changed: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def check_module_name(name: str) -> None:
+    """PromoteError unless ``name`` can name the promoted module (an identifier that shadows nothing)."""
+    if not name.isidentifier() or keyword.iskeyword(name):
+        raise PromoteError(f"--name {name!r} must be a Python identifier (letters, digits, _), e.g. triage")
+    if name in sys.stdlib_module_names or name in ("protokit", "pytest", "test", "tests", "conftest"):
+        raise PromoteError(f"--name {name!r} would shadow the module of the same name; pick another")
+
+
+def _stored_hash(module_path: Path) -> str | None:
+    try:
+        head = module_path.read_text(encoding="utf-8")[:2000]
+    except OSError:
+        return None
+    found = _HASH_LINE.search(head)
+    return found.group(1) if found else None
+
+
+def promote(path: str | os.PathLike[str], name: str, out_dir: str | os.PathLike[str] = ".",
+            check: bool = False) -> PromoteResult:
+    """Promote a notebook to ``OUT/NAME.py`` with golden tests, after the validation gate.
+
+    Parameters
+    ----------
+    path
+        The notebook (.ipynb), executed and saved.
+    name
+        The module name: ``OUT/NAME.py``, ``OUT/tests/test_NAME.py``, ``OUT/tests/cassettes/NAME.json``.
+    out_dir
+        Where to write; created if needed.
+    check
+        Write nothing; raise PromoteError when the notebook changed since the module was generated.
+
+    Returns
+    -------
+    PromoteResult
+        The files written (only those whose content changed), the test cases and the default outputs.
+
+    Raises
+    ------
+    GateError
+        The notebook failed validation (``.report`` has every finding); nothing is written.
+    PromoteError
+        Code generation or the differential check failed; nothing is written.
+    """
+    from protokit.notebook.nbfile import content_hash, is_exported, read_notebook
+
+    check_module_name(name)
+    out = Path(out_dir)
+    result = PromoteResult(name, out / f"{name}.py", out / "tests" / f"test_{name}.py",
+                           out / "tests" / "cassettes" / f"{name}.json", "")
+    if check:
+        nb = read_notebook(path)
+        result.notebook_hash = content_hash(nb)
+        stored = _stored_hash(result.module_path)
+        if stored is None:
+            raise PromoteError(f"no generated module at {result.module_path}; run promote without --check first")
+        if stored != result.notebook_hash:
+            raise PromoteError(f"{path} changed since {result.module_path} was generated (hash {stored[7:19]} "
+                               f"is now {result.notebook_hash[7:19]}); run `protokit promote` again")
+        return result
+
+    # Loaded here, not at import: `protokit.promote` stays cheap for the CLI and --check.
+    from protokit.notebook.gate import validate
+    from protokit.promote.build import build_files
+    from protokit.promote.cassette import check_cache_writable
+    from protokit.promote.files import check_out, write_all
+    from protokit.promote.golden import golden_cases
+
+    check_out(out, [result.module_path, result.test_path, result.cassette_path])
+    check_cache_writable(path)
+    start = time.perf_counter()
+    report = validate(path)
+    result.seconds["validate"] = time.perf_counter() - start
+    if not report.ok or report.execution is None or report.nb is None:
+        raise GateError(report)
+    result.notebook_hash = report.notebook_hash
+    result.notes = [f.message for f in report.findings if f.severity == "note" and f.check == "parameters"]
+    nb, run = report.nb, report.execution
+    cases = golden_cases(path, report, [c for c, src in zip(run.source_cells(), nb.cells, strict=True)
+                                        if is_exported(src)], result.notes)
+    files = build_files(path, name, out, report, cases, result)
+    result.files = write_all(files)
+    result.changed = bool(result.files)
+    result.seconds["total"] = time.perf_counter() - start
+    return result
