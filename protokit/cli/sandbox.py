@@ -7,6 +7,7 @@ import contextlib
 import signal
 import socket
 import sys
+from typing import Any
 
 import click
 
@@ -62,15 +63,7 @@ __all__ = ["command"]
     show_default=True,
     help="Value of the retry-after-ms header sent with 429 faults.",
 )
-def command(
-    port: int,
-    latency: str,
-    faults: str | None,
-    seed: int,
-    script: str | None,
-    timeout_hold: float,
-    retry_after_ms: int,
-) -> None:
+def command(port: int, **settings: Any) -> None:
     """Run a local server that speaks the OpenAI and Anthropic APIs.
 
     The official SDKs work against it unchanged. Model 'echo' replies with the
@@ -78,14 +71,7 @@ def command(
     hash of the request, so the same request always gets the same reply.
     Stats: GET /_sandbox/stats, reset: POST /_sandbox/reset. Stop with Ctrl-C.
     """
-    config = SandboxConfig.build(
-        latency=latency,
-        faults=faults,
-        seed=seed,
-        script=script,
-        timeout_hold=timeout_hold,
-        retry_after_ms=retry_after_ms,
-    )
+    config = SandboxConfig.build(**settings)  # the options are named after SandboxConfig.build's arguments
     server = SandboxServer(config)
     sock = bind_socket(port)
     with contextlib.suppress(KeyboardInterrupt):

@@ -6,6 +6,7 @@ the widget all compute the same numbers the same way.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,8 +21,8 @@ __all__ = ["PairedComparison", "pair", "pareto", "per_case", "score_column", "su
            "x_column"]
 
 
-@dataclass(frozen=True)
-class PairedComparison:
+@dataclass(frozen=True, kw_only=True)
+class PairedComparison(stats.PairedResult):
     """Model ``a`` minus model ``b`` on one score, over the cases both have a score for.
 
     ``p_value`` comes from a paired sign-flip permutation test (exact up to 16
@@ -31,13 +32,6 @@ class PairedComparison:
     a: str
     b: str
     score: str
-    n: int
-    mean_a: float
-    mean_b: float
-    diff: float
-    low: float
-    high: float
-    p_value: float
     method: str = "paired sign-flip permutation test"
 
     @property
@@ -144,7 +138,7 @@ def pair(results: pd.DataFrame, a: str, b: str, score: str, column: str) -> Pair
     sa, sb = per_case(results, a, column), per_case(results, b, column)
     joined = pd.concat([sa.rename("a"), sb.rename("b")], axis=1, join="inner").dropna()
     r = stats.paired_difference(joined["a"].to_numpy(), joined["b"].to_numpy())
-    return PairedComparison(a, b, score, r.n, r.mean_a, r.mean_b, r.diff, r.low, r.high, r.p_value)
+    return PairedComparison(**dataclasses.asdict(r), a=a, b=b, score=score)
 
 
 def x_column(by: str) -> str:

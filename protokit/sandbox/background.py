@@ -49,14 +49,8 @@ class Sandbox:
         timeout_hold: float = 30.0,
         retry_after_ms: int = 20,
     ) -> None:
-        self.config = SandboxConfig.build(
-            latency=latency,
-            faults=faults,
-            seed=seed,
-            script=script,
-            timeout_hold=timeout_hold,
-            retry_after_ms=retry_after_ms,
-        )
+        self.config = SandboxConfig.build(latency=latency, faults=faults, seed=seed, script=script,
+                                          timeout_hold=timeout_hold, retry_after_ms=retry_after_ms)
         self.port = port
         self._server = SandboxServer(self.config)  # loads the script now: errors surface here
         self._loop: asyncio.AbstractEventLoop | None = None
