@@ -25,7 +25,7 @@ from protokit.models.env import PROVIDER_VARS
 from protokit.notebook.names import BUILTINS, statement_names
 from protokit.notebook.params import Parameter
 from protokit.notebook.rewrite_magics import parse_cell
-from protokit.promote.translate import translate, translate_str
+from protokit.promote.translate import translate, translate_comment, translate_doc, translate_str
 
 __all__ = ["DROP_ENV", "Case", "Layout", "format_source", "render_module", "render_tests", "split_cells",
            "templates_dir"]
@@ -232,7 +232,7 @@ def indent(code: str, prefix: str) -> str:
 
 
 def _docstring_text(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"""', '\\"\\"\\"').strip()
+    return translate_doc(text.strip())
 
 
 def _environment() -> Any:
@@ -244,8 +244,12 @@ def _environment() -> Any:
 
 
 def _param_view(p: Parameter) -> dict[str, str]:
+    # Every notebook-derived text goes through a translator: a literal in code, translate_doc in the
+    # docstring (the annotation and the default are shown there too), never pasted as it is.
     return {"name": p.name, "name_lit": translate_str(p.name), "type": p.type, "type_lit": translate_str(p.type),
-            "default_lit": translate(p.default), "flag": translate_str("--" + p.name.replace("_", "-")),
+            "type_doc": translate_doc(p.type), "default_lit": translate(p.default),
+            "default_doc": translate_doc(translate(p.default)),
+            "flag": translate_str("--" + p.name.replace("_", "-")),
             "help_lit": translate_str(p.help or p.name.replace("_", " ")),
             "help_doc": _docstring_text(p.help) or "(no help in the parameters cell)"}
 
@@ -256,11 +260,12 @@ def render_module(*, name: str, source: str, notebook_hash: str, title: str, des
     body = "\n\n".join(layout.body) if layout.body else "pass"
     template = _environment().get_template("module.py.j2")
     return template.render(
-        name=name, source=source, notebook_hash=notebook_hash, title=_docstring_text(title),
+        name=name, source_comment=translate_comment(source), source_doc=translate_doc(source),
+        notebook_hash=translate_comment(notebook_hash), title=_docstring_text(title),
         description=_docstring_text(description), params=[_param_view(p) for p in parameters],
         imports=layout.imports, hoisted=layout.hoisted, has_outputs=layout.has_outputs,
         body=indent(body, " " * (8 if layout.has_outputs else 4)), prog=translate_str(name),
-        cli_description=translate_str(title or name), workdir=posixpath.dirname(source) or ".")
+        cli_description=translate_str(title or name), workdir=translate_doc(posixpath.dirname(source) or "."))
 
 
 def render_tests(*, name: str, source: str, cases: Sequence[Case]) -> str:
@@ -269,7 +274,8 @@ def render_tests(*, name: str, source: str, cases: Sequence[Case]) -> str:
               "stdout": translate_str(c.stdout)} for c in cases]
     workdir = posixpath.dirname(source) or "."
     template = _environment().get_template("test_module.py.j2")
-    return template.render(name=name, name_lit=translate_str(name), source=source, cases=views,
+    return template.render(name=name, name_lit=translate_str(name), source_comment=translate_comment(source),
+                           cases=views,
                            workdir=translate_str(workdir), drop_env=translate(DROP_ENV))
 
 

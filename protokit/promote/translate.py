@@ -13,7 +13,9 @@ from typing import Any
 __all__ = [
     "translate",
     "translate_bool",
+    "translate_comment",
     "translate_dict",
+    "translate_doc",
     "translate_float",
     "translate_int",
     "translate_list",
@@ -69,6 +71,35 @@ def translate_tuple(value: Sequence[Any]) -> str:
 def translate_dict(value: Mapping[Any, Any]) -> str:
     """A dict literal with translated keys and values, in the mapping's order."""
     return "{" + ", ".join(f"{translate(k)}: {translate(v)}" for k, v in value.items()) + "}"
+
+
+def _inert(ch: str, keep_newlines: bool) -> str:
+    """One character as it may stand inside generated source: itself, or an escape that reads as it."""
+    if ch == "\\":
+        return "\\\\"
+    if ch == '"':
+        return '\\"'  # never three in a row, never one against the closing quotes
+    if ch == "\n" and keep_newlines:
+        return ch
+    if ch.isprintable() or ch == " ":
+        return ch
+    # NUL, CR, line separators, lone surrogates, other controls: an escape, never the raw character
+    # (a NUL or a surrogate is not even valid source; a CR or U+2028 would move the text).
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
+def translate_doc(text: str) -> str:
+    """Text made inert inside a ``\"\"\"`` docstring: it can neither end the string nor change what it says.
+
+    Read back by Python (``module.__doc__``), the docstring holds ``text`` exactly.
+    """
+    return "".join(_inert(ch, keep_newlines=True) for ch in text)
+
+
+def translate_comment(text: str) -> str:
+    """Text made inert on one ``#`` comment line: newlines and controls escaped, so it stays one line."""
+    return "".join(_inert(ch, keep_newlines=False) for ch in text)
 
 
 def translate(value: Any) -> str:

@@ -1,0 +1,95 @@
+"""Promote never pastes notebook text into code: every notebook-derived slot is made inert.
+
+A parameter's string default, its help comment, its annotation as shown in the docstring,
+the notebook's title and description, and its path all land in generated source. For any
+text in any of those slots the module must compile, run nothing but its own definitions
+on import, and hand the value back unchanged (run()'s default, the docstring).
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import types
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from protokit.notebook.params import Parameter
+from protokit.promote.codegen import render_module, render_tests, split_cells
+from protokit.promote.golden import Case
+
+# Texts written to break out of a docstring, a comment or a string literal.
+HOSTILE = [
+    '"""\nimport os; os.system("touch /tmp/pwned")\n"""',
+    "'''\nraise SystemExit(3)\n'''",
+    'ends with a quote"',
+    'ends with a backslash\\',
+    "line one\nline two\r\nline three\rfour",
+    "nul\x00byte",
+    "lone surrogate \ud800 here",
+    "line\u2028separator\u2029paragraph",
+    "# not a comment\n__import__('sys').exit(4)",
+    "{{ jinja }} {% if x %}{% endif %}",
+    "\\N{BULLET} \\x41 \\u0041 escapes that are not",
+    "tab\tand\x0bvertical\x0cform feed",
+    "é ü 中文 🙂",
+    "",
+]
+text = st.one_of(st.sampled_from(HOSTILE), st.text(max_size=60))
+
+
+def _module(*, default: str, help_text: str, title: str, description: str, source: str) -> str:
+    params = [Parameter(name="message", type="str", default=default, help=help_text),
+              Parameter(name="n", type="int", default=3, help=help_text)]
+    layout = split_cells({2: "result = message * n"}, params)
+    return render_module(name="hostile", source=source, notebook_hash="sha256:" + "0" * 64, title=title,
+                         description=description, parameters=params, layout=layout)
+
+
+def _load(src: str) -> types.ModuleType:
+    tree = ast.parse(src)  # compiles: nothing broke out of its slot into a syntax error
+    # Only the module's own kinds of statement are at the top level: no pasted code ran on import.
+    kinds = {type(node).__name__ for node in tree.body}
+    assert kinds <= {"Expr", "ImportFrom", "Import", "FunctionDef", "If"}, kinds
+    assert isinstance(tree.body[0], ast.Expr)  # the docstring comes first, and is one string
+    exprs = [n for n in tree.body if isinstance(n, ast.Expr)]
+    assert len(exprs) == 1, "a second top-level expression means text escaped the docstring"
+    mod = types.ModuleType("hostile")
+    exec(compile(tree, "hostile.py", "exec"), mod.__dict__)
+    return mod
+
+
+@settings(max_examples=150, deadline=None)
+@given(default=text, help_text=text, title=text, description=text, source=text)
+def test_any_text_in_any_slot_gives_a_module_that_compiles_and_round_trips(
+        default: str, help_text: str, title: str, description: str, source: str) -> None:
+    src = _module(default=default, help_text=help_text, title=title, description=description,
+                  source=source + ".ipynb")
+    assert "\x00" not in src
+    src.encode("utf-8")  # a file can hold it (no lone surrogates written raw)
+    mod = _load(src)
+    assert inspect.signature(mod.run).parameters["message"].default == default
+    doc = mod.__doc__ or ""
+    assert title.strip() in doc and description.strip() in doc and source + ".ipynb" in doc
+    assert help_text.strip() in (mod.run.__doc__ or "")
+    # The generated comment lines stay comments: one line each.
+    header = src.split('"""', 1)[0]
+    assert all(line.startswith("#") for line in header.splitlines() if line)
+
+
+@pytest.mark.parametrize("payload", HOSTILE)
+def test_hostile_defaults_run_through_the_generated_function(payload: str) -> None:
+    mod = _load(_module(default=payload, help_text=payload, title=payload, description=payload,
+                        source=payload + ".ipynb"))
+    assert mod.run.__kwdefaults__["message"] == payload
+
+
+@settings(max_examples=60, deadline=None)
+@given(source=text, value=text)
+def test_generated_tests_compile_for_any_notebook_path_and_case_value(source: str, value: str) -> None:
+    case = Case(id=value or "default", params={"message": value}, outputs={"echo": value}, stdout=value)
+    src = render_tests(name="hostile", source=source + ".ipynb", cases=[case])
+    tree = ast.parse(src)
+    assert not any(isinstance(n, ast.Expr) for n in tree.body[1:]), "text escaped into a statement"
