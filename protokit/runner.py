@@ -58,6 +58,7 @@ class RetryPolicy:
 
 
 DEFAULT_POLICY = RetryPolicy()
+_BUDGET_POLL_S = 0.01  # how often a call waiting for budget looks again while others are in flight
 
 
 class Budget:
@@ -74,6 +75,7 @@ class Budget:
         self.limit_usd = limit_usd
         self.spent_usd = 0.0
         self.reserved_usd = 0.0
+        self.in_flight = 0  # reservations not settled yet (a count: float sums never quite return to 0)
         self._typical_output: dict[str, int] = {}
         self._lock = threading.Lock()  # judge calls may settle from another thread's loop
 
@@ -96,12 +98,31 @@ class Budget:
             if self.spent_usd + self.reserved_usd + usd > self.limit_usd:
                 return False
             self.reserved_usd += usd
+            self.in_flight += 1
             return True
+
+    async def acquire(self, model: Model, request: Request) -> float:
+        """Reserve a call's estimate, waiting while calls in flight may settle below their estimates.
+
+        Returns what was reserved; raises BudgetExceeded when the call cannot fit even with
+        nothing in flight. Waiting (rather than refusing at once) lets the budget be spent
+        to its end: reservations are upper bounds, and answers usually cost less.
+        """
+        while True:
+            usd = self.estimate(model, request)  # re-estimated: settled answers teach the typical length
+            if self.reserve(usd):
+                return usd
+            with self._lock:
+                waiting_helps = self.in_flight > 0
+            if not waiting_helps:
+                raise self.refusal(model, request, usd)
+            await asyncio.sleep(_BUDGET_POLL_S)
 
     def settle(self, reserved: float, model: Model | None, response: Response | None) -> None:
         """Release a reservation and count what the call really cost (nothing when it failed)."""
         with self._lock:
-            self.reserved_usd = max(0.0, self.reserved_usd - reserved)
+            self.in_flight -= 1
+            self.reserved_usd = max(0.0, self.reserved_usd - reserved) if self.in_flight else 0.0
             if response is not None and not response.cached:
                 self.spent_usd += response.cost_usd or 0.0
                 if model is not None and response.output_tokens:
@@ -211,11 +232,7 @@ async def execute(
                 return _replayed(model, entry, request, key)
             if mode == "replay":
                 raise cache.miss(key, key_dict)
-    reserved = 0.0
-    if ctx.budget is not None:
-        reserved = ctx.budget.estimate(model, request)
-        if not ctx.budget.reserve(reserved):
-            raise ctx.budget.refusal(model, request, reserved)
+    reserved = await ctx.budget.acquire(model, request) if ctx.budget is not None else 0.0
     response: Response | None = None
     try:
         response = await _attempts(model, request, on_chunk, ctx)

@@ -41,6 +41,8 @@ def test_spend_never_passes_the_budget_by_more_than_one_call(slow: Sandbox, conc
     spent = ran["cost_usd"].sum()
     assert 0 < len(ran) < 100
     assert spent <= budget + ran["cost_usd"].max(), (spent, len(ran))
+    # Calls wait for those in flight to settle rather than give up, so the budget is used, not left idle.
+    assert spent >= budget / 2, spent
     # What was not sent says why, and the server saw exactly the calls that ran.
     assert (res.loc[res["error"].notna(), "error"] == "not_run_budget").all()
     assert slow.stats()["requests"] == len(ran)
@@ -77,9 +79,10 @@ def test_unknown_price_under_a_budget_is_refused_before_any_call(sandbox: Sandbo
 
 def test_judge_calls_spend_from_the_same_budget(slow: Sandbox) -> None:
     m = pk.model("openai:echo", base_url=slow.openai_base_url, api_key="k", price=EXPENSIVE, max_tokens=20)
-    # A grader that bills like a provider: 20 input and 5 output tokens a verdict, $0.25 each.
+    # A grader that bills like a provider: 5 output tokens a verdict at $0.01 each (input is free), so
+    # a verdict reserves what it costs, $0.05, and fits between the answers' larger reservations.
     judge_model = pk.model(lambda prompt: {"text": "SCORE: 4", "input_tokens": 20, "output_tokens": 5},
-                           name="grader", price=EXPENSIVE, max_tokens=5)
+                           name="grader", price={"input": 0.0, "output": 10_000.0}, max_tokens=5)
     judge = pk.scorers.judge(judge_model, "The answer repeats the ticket.", scale=(1, 5))
     budget = 2.0
     res = pk.compare([m], "{text}", _cases(40), scorers=[judge], budget_usd=budget, concurrency=16).results
