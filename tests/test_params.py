@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from protokit.errors import ConfigError, NotebookError
 from protokit.notebook.params import (
@@ -103,7 +105,7 @@ def test_check_value_errors_are_one_line_and_name_the_parameter(value: object, t
     ("{a: 1.5}", "dict[str, float]", {"a": 1.5}),
     ("none", "int | None", None),
     ("7", "int | None", 7),
-    ("[1, 2]", "Any", [1, 2]),
+    ("[1, 2]", "Any", "[1, 2]"),  # untyped: read as papermill -p reads it (a string); lists come typed or by -f
 ])
 def test_parse_text_types_command_line_values(text: str, type_text: str, expected: object) -> None:
     assert parse_text("p", text, type_text) == expected
@@ -138,3 +140,28 @@ def test_bind_parameters_without_a_parameters_cell() -> None:
     assert bind_parameters([], {}) == {}
     with pytest.raises(ConfigError, match=r"none \(no parameters cell\)"):
         bind_parameters([], {"x": 1})
+
+
+# -- papermill parity for -p values ------------------------------------------------------------------
+
+def test_untyped_p_values_are_read_as_papermill_reads_them() -> None:
+    from protokit.notebook.params import parse_text
+
+    assert parse_text("msg", "0123", "Any") == 123  # YAML would say 83 (octal)
+    assert parse_text("msg", "yes", "Any") == "yes"  # YAML would say True
+    assert parse_text("msg", "2024-01-01", "Any") == "2024-01-01"  # YAML would make a date
+    assert parse_text("msg", "True", "Any") is True and parse_text("msg", "None", "Any") is None
+    assert parse_text("msg", "1e3", "Any") == 1000.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(st.text(max_size=20), st.from_regex(r"-?[0-9_]{1,6}(\.[0-9]*)?(e-?[0-9])?", fullmatch=True),
+                      st.sampled_from(["True", "False", "None", "true", "nan", "inf", "-0", "0x1f", " 7 ", "1_000"])))
+def test_papermill_value_matches_papermills_own_reading(text: str) -> None:
+    from papermill.cli import _resolve_type
+
+    from protokit.notebook.params import papermill_value
+
+    ours, theirs = papermill_value(text), _resolve_type(text)
+    assert type(ours) is type(theirs)
+    assert ours == theirs or (isinstance(ours, float) and ours != ours and theirs != theirs)

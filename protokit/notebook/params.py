@@ -30,6 +30,7 @@ __all__ = [
     "cli_parameters",
     "find_parameters_cell",
     "injected_values",
+    "papermill_value",
     "parse_parameters",
     "parse_text",
 ]
@@ -164,6 +165,24 @@ def check_value(name: str, value: Any, type_text: str) -> Any:
             from None
 
 
+def papermill_value(text: str) -> Any:
+    """A ``-p`` value read as papermill's command line reads it: True, False, None, int, float, else str.
+
+    Not YAML: ``0123`` is 123 (YAML: 83, octal), ``yes`` stays "yes" (YAML: True) and a date
+    stays a string, so ``protokit run -p`` injects what ``papermill -p`` would.
+    """
+    if text in ("True", "False"):
+        return text == "True"
+    if text == "None":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
 def parse_text(name: str, text: str, type_text: str) -> Any:
     """A command-line string for a parameter, turned into its type (YAML/JSON for containers)."""
     spec = _parse_type(type_text)
@@ -185,6 +204,8 @@ def parse_text(name: str, text: str, type_text: str) -> Any:
             if low not in _TRUE | _FALSE:
                 raise ValueError(text)
             value = low in _TRUE
+        elif kind == "any":
+            value = papermill_value(text)
         else:
             import yaml
 
