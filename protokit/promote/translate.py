@@ -73,12 +73,14 @@ def translate_dict(value: Mapping[Any, Any]) -> str:
     return "{" + ", ".join(f"{translate(k)}: {translate(v)}" for k, v in value.items()) + "}"
 
 
-def _inert(ch: str, keep_newlines: bool) -> str:
+def _inert(ch: str, after: str, keep_newlines: bool) -> str:
     """One character as it may stand inside generated source: itself, or an escape that reads as it."""
     if ch == "\\":
         return "\\\\"
     if ch == '"':
-        return '\\"'  # never three in a row, never one against the closing quotes
+        # Only a quote followed by another is escaped: no two unescaped quotes ever touch, so the
+        # text cannot close its docstring, and "quoted words" stay readable.
+        return '\\"' if after == '"' else ch
     if ch == "\n" and keep_newlines:
         return ch
     if ch.isprintable() or ch == " ":
@@ -89,17 +91,22 @@ def _inert(ch: str, keep_newlines: bool) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
 
 
+def _translate_text(text: str, keep_newlines: bool) -> str:
+    return "".join(_inert(ch, text[i + 1:i + 2], keep_newlines) for i, ch in enumerate(text))
+
+
 def translate_doc(text: str) -> str:
     """Text made inert inside a ``\"\"\"`` docstring: it can neither end the string nor change what it says.
 
-    Read back by Python (``module.__doc__``), the docstring holds ``text`` exactly.
+    Read back by Python (``module.__doc__``), the docstring holds ``text`` exactly. The
+    templates never put a slot right before the closing quotes (a newline comes first).
     """
-    return "".join(_inert(ch, keep_newlines=True) for ch in text)
+    return _translate_text(text, keep_newlines=True)
 
 
 def translate_comment(text: str) -> str:
     """Text made inert on one ``#`` comment line: newlines and controls escaped, so it stays one line."""
-    return "".join(_inert(ch, keep_newlines=False) for ch in text)
+    return _translate_text(text, keep_newlines=False)
 
 
 def translate(value: Any) -> str:
