@@ -13,15 +13,18 @@ import click
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("."),
               show_default=True, help="Directory to write into.")
 @click.option("--check", is_flag=True, default=False,
-              help="Write nothing; exit 1 when the notebook changed since NAME.py was generated.")
-def command(notebook: Path, name: str, out_dir: Path, check: bool) -> None:
+              help="Write nothing; exit 1 when the notebook changed since NAME.py was generated, or a "
+                   "generated file is missing or was edited.")
+@click.option("--force", is_flag=True, default=False,
+              help="Overwrite files of the same names that promote did not write.")
+def command(notebook: Path, name: str, out_dir: Path, check: bool, force: bool) -> None:
     """Validate NOTEBOOK, then write a tested module from it."""
     from protokit.notebook.nbfile import read_notebook
     from protokit.promote import GateError, promote
 
     read_notebook(notebook)  # a missing or unreadable file is one line, not a gate report
     try:
-        result = promote(notebook, name, out_dir, check=check)
+        result = promote(notebook, name, out_dir, check=check, force=force)
     except GateError as exc:
         click.echo(exc.report.format(), err=True)
         raise

@@ -3,6 +3,7 @@ cassette, all proven by the differential run before anything is written."""
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,7 +14,7 @@ from protokit.promote.codegen import Case
 if TYPE_CHECKING:
     from protokit.promote.pipeline import PromoteResult
 
-__all__ = ["build_files", "notebook_title"]
+__all__ = ["FILE_LINE", "build_files", "notebook_title", "text_hash", "with_manifest", "without_manifest"]
 
 
 def notebook_title(nb: Any) -> tuple[str, str]:
@@ -57,4 +58,31 @@ def build_files(path: str | os.PathLike[str], name: str, out: Path, report: Any,
     tests_src = format_source(render_tests(name=name, source=source, cases=cases), f"test_{name}.py")
     result.cases = cases
     result.outputs = cases[0].outputs
+    module_src = with_manifest(module_src, {
+        result.test_path.relative_to(out).as_posix(): tests_src,
+        result.cassette_path.relative_to(out).as_posix(): cassette_text})
     return {result.module_path: module_src, result.test_path: tests_src, result.cassette_path: cassette_text}
+
+
+_HASH_LINE = "# protokit-hash: "
+FILE_LINE = "# protokit-file: "
+
+
+def text_hash(text: str) -> str:
+    """``sha256:`` and the hex digest of a file's text (as UTF-8)."""
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def without_manifest(module_src: str) -> str:
+    """The module's text without its ``# protokit-file:`` lines: what its own hash covers."""
+    return "".join(line for line in module_src.splitlines(keepends=True) if not line.startswith(FILE_LINE))
+
+
+def with_manifest(module_src: str, others: dict[str, str]) -> str:
+    """The module with one ``# protokit-file: PATH sha256:...`` line per generated file, itself included,
+    after its notebook hash line, so ``promote --check`` can tell an edited or missing file."""
+    lines = [f"{FILE_LINE}{rel} {text_hash(text)}\n" for rel, text in others.items()]
+    lines.append(f"{FILE_LINE}. {text_hash(module_src)}\n")  # "." is the module itself, manifest lines left out
+    head, sep, rest = module_src.partition(_HASH_LINE)
+    hash_line, nl, body = rest.partition("\n")
+    return head + sep + hash_line + nl + "".join(lines) + body

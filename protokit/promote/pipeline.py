@@ -53,8 +53,28 @@ def _stored_hash(module_path: Path) -> str | None:
     return found.group(1) if found else None
 
 
+def _check_files(module_path: Path, out: Path) -> None:
+    """PromoteError naming the first generated file that is missing or was edited since promote wrote it."""
+    from protokit.promote.build import FILE_LINE, text_hash, without_manifest
+
+    module_src = module_path.read_text(encoding="utf-8")
+    entries = [line[len(FILE_LINE):].rsplit(" ", 1) for line in module_src.splitlines() if line.startswith(FILE_LINE)]
+    if not entries:
+        raise PromoteError(f"{module_path} lists no generated files (promoted by an older protokit); "
+                           "run `protokit promote` again")
+    for rel, digest in entries:
+        target = module_path if rel == "." else out / rel
+        try:
+            text = without_manifest(module_src) if rel == "." else target.read_text(encoding="utf-8")
+        except OSError:
+            raise PromoteError(f"{target} is missing; run `protokit promote` again") from None
+        if text_hash(text) != digest:
+            raise PromoteError(f"{target} was edited since promote wrote it; edit the notebook and run "
+                               "`protokit promote` again (or `--force` to overwrite the edit)")
+
+
 def promote(path: str | os.PathLike[str], name: str, out_dir: str | os.PathLike[str] = ".",
-            check: bool = False) -> PromoteResult:
+            check: bool = False, force: bool = False) -> PromoteResult:
     """Promote a notebook to ``OUT/NAME.py`` with golden tests, after the validation gate.
 
     Parameters
@@ -66,7 +86,10 @@ def promote(path: str | os.PathLike[str], name: str, out_dir: str | os.PathLike[
     out_dir
         Where to write; created if needed.
     check
-        Write nothing; raise PromoteError when the notebook changed since the module was generated.
+        Write nothing; raise PromoteError when the notebook changed since the module was generated,
+        or a generated file (module, tests, cassette) is missing or was edited.
+    force
+        Overwrite files at the targets that promote did not write (refused otherwise).
 
     Returns
     -------
@@ -95,6 +118,7 @@ def promote(path: str | os.PathLike[str], name: str, out_dir: str | os.PathLike[
         if stored != result.notebook_hash:
             raise PromoteError(f"{path} changed since {result.module_path} was generated (hash {stored[7:19]} "
                                f"is now {result.notebook_hash[7:19]}); run `protokit promote` again")
+        _check_files(result.module_path, out)
         return result
 
     # Loaded here, not at import: `protokit.promote` stays cheap for the CLI and --check.
@@ -104,7 +128,7 @@ def promote(path: str | os.PathLike[str], name: str, out_dir: str | os.PathLike[
     from protokit.promote.files import check_out, write_all
     from protokit.promote.golden import golden_cases
 
-    check_out(out, [result.module_path, result.test_path, result.cassette_path])
+    check_out(out, [result.module_path, result.test_path, result.cassette_path], force=force)
     check_cache_writable(path)
     start = time.perf_counter()
     report = validate(path)
