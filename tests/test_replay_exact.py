@@ -24,8 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import protokit as pk
-from protokit import cache as cache_mod
 from protokit.cache import Cache, SecretShapedAnswerWarning, request_key
+from protokit.cache import records as cache_records
 from protokit.secrets import looks_like_key
 
 _spec = importlib.util.spec_from_file_location("hostile_answers", Path(__file__).parent / "hostile" / "answers.py")
@@ -157,7 +157,7 @@ def test_hostile_answers_through_compare_and_the_html_export(sandbox, echo_model
 
 def test_a_key_shaped_answer_is_kept_flagged_and_warned_once(sandbox, echo_models: dict[str, pk.Model],
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(cache_mod, "_secret_warned", False)
+    monkeypatch.setattr(cache_records, "_secret_warned", False)
     model = echo_models["openai"]
     first = f"Sure, here it is: {hostile.OPENAI_KEY}"
     with warnings.catch_warnings(record=True) as caught:
