@@ -42,7 +42,7 @@ from __future__ import annotations
 
 from protokit.cache.cassettes import CASSETTE_VERSION as CASSETTE_VERSION
 from protokit.cache.cassettes import read_cassette
-from protokit.cache.current import DEFAULT_PATH, configure, default_path, get_cache, reset
+from protokit.cache.current import DEFAULT_PATH, configure, default_path, get_cache, is_configured, reset
 from protokit.cache.records import SecretShapedAnswerWarning
 from protokit.cache.schema import MIGRATIONS, register_migration
 from protokit.cache.schema import Migration as Migration
@@ -51,4 +51,4 @@ from protokit.errors import CacheError as CacheError
 from protokit.errors import CacheMiss as CacheMiss
 
 __all__ = ["DEFAULT_PATH", "MIGRATIONS", "MODES", "Cache", "SecretShapedAnswerWarning", "configure", "default_path",
-           "get_cache", "read_cassette", "register_migration", "request_key", "reset"]
+           "get_cache", "is_configured", "read_cassette", "register_migration", "request_key", "reset"]

@@ -38,6 +38,11 @@ def configure(path: str | os.PathLike[str] | None = None, mode: str | None = Non
         return new
 
 
+def is_configured() -> bool:
+    """True once a process-wide cache exists (configured, or created by a first call)."""
+    return _current is not None
+
+
 def get_cache() -> Cache:
     """The process-wide cache, created on first use from PROTOKIT_CACHE and PROTOKIT_CACHE_MODE."""
     return _current or configure()

@@ -4,14 +4,29 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from collections.abc import Callable
 from typing import Any
 
+from protokit import cache
 from protokit.errors import ParameterTypeError
 from protokit.notebook.outputs import collect_outputs, encode_value
 from protokit.notebook.params import check_value, parse_text
 
-__all__ = ["ParameterTypeError", "check", "cli_type", "collect_outputs", "to_json"]
+__all__ = ["ParameterTypeError", "check", "cli_type", "collect_outputs", "production_cache", "to_json"]
+
+
+def production_cache() -> None:
+    """In production a promoted module records and replays nothing unless asked to.
+
+    The notebook recorded every call to replay it; a service must not write ``./protokit.db``
+    wherever it runs, nor answer a repeated input from that file. So, unless ``PROTOKIT_CACHE``
+    or ``PROTOKIT_CACHE_MODE`` is set or the caller configured a cache (the generated tests
+    do, to replay the cassette), calls go straight to the provider.
+    """
+    if os.environ.get("PROTOKIT_CACHE") or os.environ.get("PROTOKIT_CACHE_MODE") or cache.is_configured():
+        return
+    cache.configure(mode="off")
 
 
 def check(name: str, value: Any, type_text: str) -> Any:
