@@ -141,3 +141,34 @@ def test_unreadable_notebooks_and_no_parameters_cell(tmp_path: Path) -> None:
         run_notebook(plain, {"x": 2})
     code, text = cli("run", str(tmp_path / "missing.ipynb"))
     assert code == 1 and "no such file" in text
+
+
+def test_a_failing_run_keeps_its_notebook_and_says_what_was_raised(tmp_path: Path) -> None:
+    nb = make_notebook(tmp_path / "fail.ipynb", ("n = 1", ["parameters"]), "print('before')", "raise ValueError()")
+    out = tmp_path / "out.ipynb"
+    with pytest.raises(NotebookError) as info:
+        run_notebook(nb, output_path=out)
+    message = str(info.value)
+    assert "cell 3" in message and "raised ValueError (with no message)" in message
+    kept = tmp_path / "out.failed.ipynb"
+    assert f"is {kept}" in message and not out.exists()
+    executed = nbformat.read(kept, as_version=4)
+    assert any(o.get("ename") == "ValueError" for c in executed.cells for o in c.get("outputs", []))
+    # Without -o the failure is kept privately under .protokit/runs/.
+    with pytest.raises(NotebookError, match=r"\.protokit/runs/fail\.failed\.ipynb"):
+        run_notebook(nb)
+    assert (tmp_path / ".protokit" / "runs" / "fail.failed.ipynb").stat().st_mode & 0o777 == 0o600
+
+
+def test_papermills_error_markers_do_not_shift_cell_numbers(tmp_path: Path) -> None:
+    nb = make_notebook(tmp_path / "fail.ipynb", ("n = 1", ["parameters"]), "x = 2", "raise KeyError('gone')")
+    with pytest.raises(NotebookError):
+        run_notebook(nb, output_path=tmp_path / "out.ipynb")
+    saved = tmp_path / "out.failed.ipynb"  # as papermill saved it: error-marker cells included
+    assert "papermill-error-cell-tag" in saved.read_text()
+    for args in (["run", str(saved)], ["validate", str(saved)]):
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(err), pytest.raises(SystemExit):
+            main(args)
+        assert "cell 3 (`raise KeyError('gone')`)" in err.getvalue(), (args, err.getvalue())
+        assert "Traceback" not in err.getvalue()

@@ -119,8 +119,13 @@ def _quiet_papermill() -> Iterator[None]:
 
 
 def execute(path: str | os.PathLike[str], nb: NotebookNode, parameters: Mapping[str, Any] | None = None, *,
-            cache_mode: str | None = None, offline: bool = False, timeout: float = 600.0) -> Execution:
-    """Run a notebook top to bottom in a fresh kernel (papermill); NotebookError names a failing cell."""
+            cache_mode: str | None = None, offline: bool = False, timeout: float = 600.0,
+            keep_failed: str | os.PathLike[str] | None = None) -> Execution:
+    """Run a notebook top to bottom in a fresh kernel (papermill); NotebookError names a failing cell.
+
+    With ``keep_failed``, a run that fails leaves the executed notebook there (papermill's, with
+    its error marker and the traceback in the failing cell), so the failure can be read in Jupyter.
+    """
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
@@ -156,22 +161,36 @@ def execute(path: str | os.PathLike[str], nb: NotebookNode, parameters: Mapping[
     try:
         with _quiet_papermill():
             executed = papermill.execute_notebook(
-                copy.deepcopy(nb), None, parameters=params or None, kernel_name=kernel, progress_bar=False,
+                copy.deepcopy(nb), os.fspath(keep_failed) if keep_failed is not None else None,
+                parameters=params or None, kernel_name=kernel, progress_bar=False,
                 log_output=False, request_save_on_cell_execute=False,
                 execution_timeout=timeout, kernel_manager_class=_manager_class(env, nb_path.parent),
                 on_cell_start=lambda cell, cell_index: current.__setitem__(0, cell_index))
     except PapermillExecutionError as exc:
-        raise fail(exc.cell_index, f"raised {exc.ename}: {_first(exc.evalue)}") from None
+        raise fail(exc.cell_index, _raised(exc.ename, exc.evalue) + _kept(keep_failed)) from None
     except Exception as exc:  # dead kernel, timeout, kernel that cannot start
-        raise fail(current[0], f"did not finish: {type(exc).__name__}: {_first(str(exc))}") from None
+        detail = _first(str(exc)) or "no message"
+        raise fail(current[0], f"did not finish: {type(exc).__name__}: {detail}{_kept(keep_failed)}") from None
     # papermill lets sys.exit(0) pass and stops there: a module must not exit, so it is an error.
     for i, cell in enumerate(executed.cells):
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 note = " (a module must not exit the interpreter)" if out.get("ename") == "SystemExit" else ""
-                raise fail(i, f"raised {out.get('ename')}: {_first(out.get('evalue', ''))}{note}")
+                raise fail(i, _raised(str(out.get("ename")), out.get("evalue", "")) + note + _kept(keep_failed))
     return Execution(executed, run_id, _keys_for_run(cache_path, run_id), injected,
                      time.perf_counter() - start, inserted)
+
+
+def _raised(ename: str, evalue: Any) -> str:
+    """``raised ValueError: message``; an exception raised with no message says so, not an empty colon."""
+    message = _first(str(evalue or ""))
+    return f"raised {ename}: {message}" if message else f"raised {ename} (with no message)"
+
+
+def _kept(keep_failed: str | os.PathLike[str] | None) -> str:
+    if keep_failed is None or not Path(keep_failed).exists():
+        return ""
+    return f"; the executed notebook, with the traceback, is {os.fspath(keep_failed)}"
 
 
 def _first(text: str) -> str:
@@ -244,7 +263,15 @@ def run_notebook(path: str | os.PathLike[str], parameters: Mapping[str, Any] | N
     bound = bind_parameters(params, parameters or {})
     if cache_mode is not None and cache_mode not in ("auto", "record", "replay", "off"):
         raise ConfigError(f"unknown cache mode {cache_mode!r}; use auto, record, replay or off")
-    run = execute(nb_path, nb, bound, cache_mode=cache_mode)
+    failed = _failed_path(nb_path, output_path)
+    failed.unlink(missing_ok=True)  # a failure notebook from an earlier run must not be mistaken for this one's
+    try:
+        run = execute(nb_path, nb, bound, cache_mode=cache_mode, keep_failed=failed)
+    except NotebookError:
+        if output_path is None and failed.exists():
+            os.chmod(failed, 0o600)  # under .protokit/: private like everything there
+        raise
+    failed.unlink(missing_ok=True)  # it ran: the output notebook below is the one to read
     digest = content_hash(nb)
     # With no parameters papermill leaves an injected cell from an earlier run in place: its values ran.
     values = _jsonable(bound if bound else injected_values(nb))
@@ -271,6 +298,16 @@ def run_notebook(path: str | os.PathLike[str], parameters: Mapping[str, Any] | N
         "output_path": os.path.relpath(out.absolute(), nb_path.absolute().parent), "created_at": _now(),
     })
     return out
+
+
+def _failed_path(nb_path: Path, output_path: str | os.PathLike[str] | None) -> Path:
+    """Where a failed run's executed notebook is kept: beside the -o path, else under .protokit/runs/."""
+    if output_path is not None:
+        out = Path(output_path)
+        return out.with_name(f"{out.stem}.failed{out.suffix or '.ipynb'}")
+    folder = nb_path.absolute().parent / RUNS_DIR / "runs"
+    _private_dir(folder)
+    return folder / f"{nb_path.stem}.failed.ipynb"
 
 
 def _now() -> str:

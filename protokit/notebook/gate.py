@@ -188,7 +188,8 @@ def _check_stored(report: Report, nb: NotebookNode) -> None:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error" and is_exported(cell):
                 value = _one_line(redact(str(out.get("evalue", ""))))  # redacted before it is shortened
-                report.add("error", "errors", f"raised {out.get('ename')}: {value} when last run",
+                raised = f"raised {out.get('ename')}: {value}" if value else f"raised {out.get('ename')} (no message)"
+                report.add("error", "errors", f"{raised} when last run",
                            "fix the cell so the notebook runs top to bottom without errors", i)
                 break
 

@@ -38,6 +38,9 @@ EXPLORE = "explore"
 MAX_FILE_BYTES = 64 * 1024 * 1024
 
 
+PAPERMILL_ERROR_MARKER = "papermill-error-cell-tag"  # papermill.execute.ERROR_MARKER_TAG
+
+
 def read_notebook(path: str | os.PathLike[str]) -> NotebookNode:
     """Read an nbformat 4 notebook; any other input is a NotebookError that says what it is."""
     p = Path(path)
@@ -76,6 +79,9 @@ def read_notebook(path: str | os.PathLike[str]) -> NotebookNode:
         cell = _cell_of(where)
         raise NotebookError(f"{shown} is not a valid notebook at {where or 'top level'}: "
                             f"{str(getattr(exc, 'message', exc))[:200]}", cell_index=cell, path=shown) from exc
+    # A notebook papermill saved after a failure carries its error-marker cells. papermill drops them
+    # before running it again; so does protokit, so cell numbers mean the same to both.
+    nb.cells = [c for c in nb.cells if PAPERMILL_ERROR_MARKER not in (c.get("metadata", {}).get("tags") or [])]
     return nb
 
 
