@@ -9,7 +9,9 @@ on import, and hand the value back unchanged (run()'s default, the docstring).
 from __future__ import annotations
 
 import ast
+import contextlib
 import inspect
+import io
 import types
 
 import pytest
@@ -93,3 +95,23 @@ def test_generated_tests_compile_for_any_notebook_path_and_case_value(source: st
     src = render_tests(name="hostile", source=source + ".ipynb", cases=[case])
     tree = ast.parse(src)
     assert not any(isinstance(n, ast.Expr) for n in tree.body[1:]), "text escaped into a statement"
+
+
+def test_list_and_dict_defaults_are_fresh_each_call_and_typed() -> None:
+    params = [Parameter(name="models", type="list", default=["a", "b"], help="models"),
+              Parameter(name="weights", type="dict", default={"a": 1.0}, help="weights"),
+              Parameter(name="mixed", type="list", default=[1, "x"], help="mixed")]
+    layout = split_cells({2: "models.append('c')\nweights['z'] = 2.0\nprint(len(models), len(weights))"}, params)
+    src = render_module(name="defaults", source="d.ipynb", notebook_hash="sha256:" + "0" * 64, title="t",
+                        description="", parameters=params, layout=layout)
+    assert "models: list[str] | None = None" in src and "weights: dict[str, float] | None = None" in src
+    assert "mixed: list[Any] | None = None" in src
+    mod = _load(src)
+    outputs = []
+    for _ in range(2):  # a shared default would grow on every call
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            mod.run()
+        outputs.append(buf.getvalue())
+    assert outputs == ["3 2\n", "3 2\n"]
+    assert inspect.signature(mod.run).parameters["models"].default is None

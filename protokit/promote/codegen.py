@@ -243,10 +243,32 @@ def _environment() -> Any:
                               undefined=jinja2.StrictUndefined)
 
 
+def _element_type(values: Any) -> str:
+    """``str``/``int``/``float``/``bool`` when every value is of that one type, else ``Any``."""
+    kinds = {type(v) for v in values}
+    kind = kinds.pop() if len(kinds) == 1 else None
+    return kind.__name__ if kind in (str, int, float, bool) else "Any"
+
+
+def _signature_type(p: Parameter) -> str:
+    """The annotation run() declares: a bare ``list``/``dict`` gets its element types from the default."""
+    if p.type == "list" and isinstance(p.default, list):
+        return f"list[{_element_type(p.default)}]"
+    if p.type == "dict" and isinstance(p.default, dict):
+        return f"dict[{_element_type(p.default.keys())}, {_element_type(p.default.values())}]"
+    return p.type
+
+
 def _param_view(p: Parameter) -> dict[str, str]:
     # Every notebook-derived text goes through a translator: a literal in code, translate_doc in the
     # docstring (the annotation and the default are shown there too), never pasted as it is.
+    # A list or dict default would be one object shared by every call (B006): run() takes None and
+    # builds a fresh one from the literal, which behaves the same for the caller.
+    mutable = isinstance(p.default, (list, dict))
+    sig_type = _signature_type(p)
     return {"name": p.name, "name_lit": translate_str(p.name), "type": p.type, "type_lit": translate_str(p.type),
+            "sig_type": f"{sig_type} | None" if mutable else sig_type,
+            "sig_default": "None" if mutable else translate(p.default), "mutable": "yes" if mutable else "",
             "type_doc": translate_doc(p.type), "default_lit": translate(p.default),
             "default_doc": translate_doc(translate(p.default)),
             "flag": translate_str("--" + p.name.replace("_", "-")),
