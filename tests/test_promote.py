@@ -6,7 +6,6 @@ import ast
 import contextlib
 import importlib.util
 import inspect
-import io
 import json
 import math
 import os
@@ -19,10 +18,10 @@ from typing import Any
 
 import nbformat
 import pytest
+from _cli import cli
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 import protokit as pk
-from protokit.cli.main import main
 from protokit.errors import PromoteError
 from protokit.notebook import run_notebook
 from protokit.notebook.nbfile import content_hash
@@ -78,15 +77,6 @@ def offline_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def cli(*args: str) -> tuple[int, str]:
-    out = io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, out.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from typing import Any
 
 import nbformat
 import pytest
+from _cli import cli
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from protokit.cache import Cache
@@ -42,16 +43,6 @@ def triage(path: Path) -> Path:
     )
 
 
-def cli(*args: str) -> tuple[int, str]:
-    """protokit's main() in-process: (exit code, stdout + stderr)."""
-    out = io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, out.getvalue()
 
 
 @pytest.fixture(scope="module")

@@ -6,9 +6,7 @@ so the repository holds no complete key literal; all of them are fake.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import io
 import re
 import string
 from pathlib import Path
@@ -16,11 +14,11 @@ from typing import Any
 
 import nbformat
 import pytest
+from _cli import cli
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from protokit.cli.main import main
 from protokit.errors import ConfigError
 from protokit.notebook import run_notebook
 from protokit.notebook.execute import refuse_secret_parameters
@@ -289,15 +287,6 @@ def _keyed_notebook(path: Path) -> Path:
     return path
 
 
-def _cli(*args: str) -> tuple[int, str]:
-    out = io.StringIO()
-    code = 0
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        try:
-            main(list(args))
-        except SystemExit as exc:
-            code = int(exc.code or 0)
-    return code, out.getvalue()
 
 
 @pytest.mark.parametrize(("name", "value", "says"), [
@@ -310,7 +299,7 @@ def _cli(*args: str) -> tuple[int, str]:
 def test_run_refuses_a_credential_parameter(tmp_path: Path, name: str, value: str, says: str) -> None:
     nb = _keyed_notebook(tmp_path / "keyed.ipynb")
     before = sorted(tmp_path.rglob("*"))
-    code, text = _cli("run", str(nb), "-p", name, value, "-o", str(tmp_path / "out.ipynb"))
+    code, text = cli("run", str(nb), "-p", name, value, "-o", str(tmp_path / "out.ipynb"))
     assert code == 1, text
     assert text.count("\n") == 1 and text.startswith("error: "), text  # one line, no traceback
     assert f"parameter {name!r}" in text and says in text and "environment" in text

@@ -6,8 +6,12 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 _PROVIDER_ENV = ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "OPENAI_BASE_URL", "ANTHROPIC_BASE_URL")
 
@@ -46,3 +50,21 @@ def integrity(path: Path) -> str:
         return "; ".join(str(r[0]) for r in conn.execute("PRAGMA integrity_check"))
     finally:
         conn.close()
+
+
+def answered(sb: Any) -> int:
+    """How many requests the sandbox has answered with a 200."""
+    return int(sb.stats()["by_status"].get("200", 0))
+
+
+def wait_for_answers(proc: subprocess.Popen[str], sb: Any, goal: int, timeout: float, point: str) -> None:
+    """Wait until the sandbox has answered ``goal`` requests; fail (and kill) if the child ends or stalls."""
+    deadline = time.monotonic() + timeout
+    while answered(sb) < goal:
+        if proc.poll() is not None:
+            out, err = proc.communicate()
+            pytest.fail(f"the child ended (exit {proc.returncode}) before {point}:\n{out}\n{err}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"no progress to {point} within {timeout}s")
+        time.sleep(0.002)

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _drills import cache_entries, child_env, integrity, spawn
+from _drills import answered, cache_entries, child_env, integrity, spawn, wait_for_answers
 
 from protokit.sandbox import Sandbox
 
@@ -53,22 +53,9 @@ def slow_sandbox() -> Iterator[Sandbox]:
         yield sb
 
 
-def _answered(sb: Sandbox) -> int:
-    return int(sb.stats()["by_status"].get("200", 0))
-
-
 def _kill_after(proc: subprocess.Popen[str], sb: Sandbox, answers: int, timeout: float = 120.0) -> None:
     """SIGKILL ``proc`` once the sandbox has answered ``answers`` more requests."""
-    goal = _answered(sb) + answers
-    deadline = time.monotonic() + timeout
-    while _answered(sb) < goal:
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"the child ended (exit {proc.returncode}) before the kill point:\n{out}\n{err}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"no progress to the kill point within {timeout}s")
-        time.sleep(0.002)
+    wait_for_answers(proc, sb, answered(sb) + answers, timeout, "the kill point")
     proc.send_signal(signal.SIGKILL)
     proc.communicate(timeout=30)
     assert proc.returncode == -signal.SIGKILL
@@ -77,10 +64,10 @@ def _kill_after(proc: subprocess.Popen[str], sb: Sandbox, answers: int, timeout:
 
 def _settle(sb: Sandbox, quiet: float = 0.1) -> None:
     """Wait until the sandbox's count stops moving, so no answer to the dead child lands on the next run."""
-    last, since = _answered(sb), time.monotonic()
+    last, since = answered(sb), time.monotonic()
     while time.monotonic() - since < quiet:
         time.sleep(0.01)
-        now = _answered(sb)
+        now = answered(sb)
         if now != last:
             last, since = now, time.monotonic()
 
@@ -96,11 +83,11 @@ def test_killed_comparison_resumes_without_repeating_finished_calls(
 
     for _ in range(KILLS):
         point = rng.randint(1, n // (KILLS + 2))  # leaves at least a few calls for the final run
-        before_answers = _answered(slow_sandbox)
+        before_answers = answered(slow_sandbox)
         before_entries = cache_entries(cache) if cache.exists() else 0
         _kill_after(spawn(CHILD, args, env, cwd=tmp_path), slow_sandbox, point)
         assert integrity(cache) == "ok"
-        served = _answered(slow_sandbox) - before_answers
+        served = answered(slow_sandbox) - before_answers
         added = cache_entries(cache) - before_entries
         log.append((point, served, added))
         # Answers lost with the process are at most the calls that were in flight.
@@ -109,17 +96,17 @@ def test_killed_comparison_resumes_without_repeating_finished_calls(
     recorded = cache_entries(cache)
     assert recorded == sum(added for _, _, added in log)
     assert 0 < recorded < n, log
-    before_answers = _answered(slow_sandbox)
+    before_answers = answered(slow_sandbox)
     proc = spawn(CHILD, args, env, cwd=tmp_path)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     summary = json.loads(out.strip().splitlines()[-1])
-    final = _answered(slow_sandbox) - before_answers
+    final = answered(slow_sandbox) - before_answers
 
     assert summary == {"rows": n, "distinct": n, "errors": 0, "cached": recorded, "mismatched": 0}, err
     # The final run asked only for what no earlier run had recorded, each exactly once.
     assert final == n - recorded, log
     assert cache_entries(cache) == n
     assert integrity(cache) == "ok"
-    total = _answered(slow_sandbox)
+    total = answered(slow_sandbox)
     assert n <= total <= n + KILLS * CONCURRENCY, log

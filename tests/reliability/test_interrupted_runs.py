@@ -12,12 +12,11 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _drills import child_env, protokit_cli, spawn
+from _drills import child_env, protokit_cli, spawn, wait_for_answers
 
 from protokit.sandbox import Sandbox
 
@@ -49,15 +48,7 @@ def _runs(cache: Path) -> list[dict[str, object]]:
 
 
 def _mid_run(proc: subprocess.Popen[str], sb: Sandbox, answers: int = 10, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while int(sb.stats()["by_status"].get("200", 0)) < answers:
-        if proc.poll() is not None:
-            out, err = proc.communicate()
-            pytest.fail(f"the child ended (exit {proc.returncode}) before it was mid-run:\n{out}\n{err}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"no progress within {timeout}s")
-        time.sleep(0.005)
+    wait_for_answers(proc, sb, answers, timeout, "it was mid-run")
 
 
 @pytest.mark.parametrize(("sig", "status"), [(signal.SIGKILL, "interrupted"), (signal.SIGINT, "cancelled")],
