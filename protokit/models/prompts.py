@@ -29,6 +29,11 @@ _CONVERSIONS = frozenset({None, "r", "s", "a"})
 _MALFORMED = "{what} is malformed ({problem}); write literal braces as {{{{ and }}}}"
 
 
+def _shown(text: str) -> str:
+    """A template's text quoted on one line: newlines and other controls escaped, as repr() shows them."""
+    return repr(text)[1:-1]
+
+
 def template_fields(template: str, *, what: str = "the prompt template") -> list[str]:
     """The names a ``{column}`` template refers to, in order (repeats kept); ConfigError when it is malformed.
 
@@ -52,13 +57,15 @@ def _collect(template: str, what: str, names: list[str], depth: int) -> None:
         if root == "" or root.isdigit():
             raise ConfigError(f"{what} has a positional {{}} placeholder; name a column: {{ticket}}")
         if conversion not in _CONVERSIONS:
-            raise ConfigError(_MALFORMED.format(what=what, problem=f"unknown conversion !{conversion} in {{{field}}}"))
+            problem = f"unknown conversion !{_shown(conversion or '')} in {{{_shown(field)}}}"
+            raise ConfigError(_MALFORMED.format(what=what, problem=problem))
         names.append(root)
         if spec:
             nested: list[str] = []
             _collect(spec, what, nested, depth + 1)
             if nested and depth:  # str.format allows fields one level down in a format spec, no deeper
-                raise ConfigError(_MALFORMED.format(what=what, problem=f"fields nested too deep in {{{field}}}"))
+                problem = f"fields nested too deep in {{{_shown(field)}}}"
+                raise ConfigError(_MALFORMED.format(what=what, problem=problem))
             names.extend(nested)
 
 
