@@ -32,6 +32,8 @@ SUITE: list[tuple[str, str, list[str], list[str]]] = [
      ["bench_widget.py", "--json", "{json}"], ["--cases", "50,200"]),
     ("import", "import protokit beside import pandas", ["bench_import.py", "--json", "{json}"], ["--repeat", "3"]),
     ("sandbox", "sandbox serves >= 1,000 requests/s", ["bench_sandbox.py"], []),
+    ("telemetry", "runner CPU with OpenTelemetry tracing on <= 1.05x off; off: nothing measurable",
+     ["bench_telemetry.py", "--json", "{json}"], ["--repeat", "1"]),
 ]
 
 

@@ -102,9 +102,16 @@ chosen = model or cmp.best("accuracy")
 row = cmp.summary.set_index("model").loc[chosen]
 pk.output("chosen_model", chosen)
 pk.output("accuracy", round(float(row["score_accuracy"]), 4))
-pk.output("cost_per_case_usd", round(float(row["cost_per_case"]), 8))
+# Prices change: the promoted module's tests let the cost move by 5%.
+pk.output("cost_per_case_usd", round(float(row["cost_per_case"]), 8), rel_tol=0.05)
 accuracy_by_model = cmp.summary.set_index("model")["score_accuracy"].round(4).to_dict()
 pk.output("per_model_accuracy", accuracy_by_model);  # `;`: pk.output already shows the value
+'''),
+        md("""Gates: the notebook fails when the model it ships is not good or cheap enough, and
+`protokit promote` turns each `pk.expect` into an assertion in the generated tests."""),
+        code('''
+pk.expect("accuracy", ">=", 0.6)
+pk.expect("cost_per_case_usd", "<=", 0.001)
 '''),
     ])
 
@@ -452,9 +459,38 @@ passed = re.search(r"(\\d+) passed", tests.stdout)
 # Only the count: pytest's own summary line ends with a timing.
 print(passed.group(0) if passed and tests.returncode == 0 else tests.stdout[-2000:])
 """),
+        md("""
+## 6. Check it for drift
+
+The golden tests replay the cassette forever, so they cannot see a provider change a model
+under the same name. `protokit drift ticket_router.py` (here `drift()` from Python) re-runs the
+golden cases against the live model and reports what changed. The sandbox stands in for the
+provider: first serving the model as recorded, then a changed one that files billing tickets
+under "payments".
+"""),
+        code('''
+from protokit.drift import drift
+from protokit.sandbox import Sandbox
+
+script = Path("data/simulated_models.yaml")
+changed_script = WORK / "changed_models.yaml"
+changed_script.write_text(script.read_text().replace(
+    '"(?i)charged|refund|invoice|bill", reply: "billing"', '"(?i)charged|refund|invoice|bill", reply: "payments"'))
+drift_ok = {}
+for label, served in (("as recorded", script), ("changed", changed_script)):
+    with Sandbox(port=0, script=served) as live, \\
+            environ({"OPENAI_BASE_URL": live.openai_base_url, "OPENAI_API_KEY": "sandbox"}):
+        drifted = drift(result.module_path)
+    drift_ok[label] = drifted.ok
+    print(f"model {label}: {drifted.verdict()}")
+    for case in drifted.cases:
+        for line in case.changed:
+            print(f"  [{case.id}] {line}")
+'''),
         md("## Outputs"),
         code("""
 pk.output("queue", outputs_in(executed.cells)["queue"])
+pk.output("drift_ok", drift_ok)
 pk.output("validation_errors", len(report.errors))
 pk.output("broken_findings", sorted({f.check for f in broken_report.errors}))
 pk.output("generated_files", [path.as_posix() for path in result.files])

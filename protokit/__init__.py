@@ -11,6 +11,7 @@ stays cheap.
 from __future__ import annotations
 
 import importlib
+import logging
 from typing import Any
 
 from protokit import cache, runner
@@ -24,7 +25,9 @@ from protokit.errors import (
     CellError,
     ConfigError,
     ContentFilterError,
+    ExpectationFailed,
     GateError,
+    MissingExtraError,
     MissingKeyError,
     NotebookError,
     ParameterTypeError,
@@ -35,14 +38,16 @@ from protokit.errors import (
     ProviderTimeoutError,
     RateLimitError,
     SandboxError,
+    SchemaError,
     ScorerTypeError,
     ServerError,
     TimeoutError_,  # deprecated: the old name of ProviderTimeoutError
 )
-from protokit.models import Model, Response, fallback, model, providers, register, set_price
+from protokit.models import Model, Response, fallback, model, providers, register, set_price, sweep
 from protokit.models import base as _base
 from protokit.runner import DEFAULT_CONTEXT as _DEFAULT_CONTEXT
 from protokit.runner import RetryPolicy, call_context
+from protokit.runner import telemetry as _telemetry
 
 __version__ = "0.1.0"
 
@@ -50,6 +55,12 @@ __version__ = "0.1.0"
 # through the runner's default context (the process cache, the default retries). A run, or
 # pk.call_context, hands its own context down instead; importing a module installs nothing.
 _base.set_pipeline(_DEFAULT_CONTEXT.pipeline())
+# With opentelemetry-api installed, every call can become a span and metrics (recorded once the
+# application configures a provider; see protokit.runner.telemetry). Found without importing it.
+_telemetry.install()
+# Library etiquette: protokit's log records go wherever the application sends them, and nowhere
+# (not Python's last-resort stderr handler) when it configured no logging.
+logging.getLogger("protokit").addHandler(logging.NullHandler())
 
 # name -> module that defines it; imported on first attribute access.
 _LAZY = {
@@ -61,6 +72,7 @@ _LAZY = {
     "scorers": "protokit.scorers",
     "Compare": "protokit.widgets",
     "output": "protokit.notebook.outputs",
+    "expect": "protokit.notebook.expect",
     "Sandbox": "protokit.sandbox",
 }
 
@@ -76,7 +88,9 @@ __all__ = [
     "Comparison",
     "ConfigError",
     "ContentFilterError",
+    "ExpectationFailed",
     "GateError",
+    "MissingExtraError",
     "MissingKeyError",
     "Model",
     "NotebookError",
@@ -91,6 +105,7 @@ __all__ = [
     "RetryPolicy",
     "Sandbox",
     "SandboxError",
+    "SchemaError",
     "ScorerTypeError",
     "ServerError",
     "TimeoutError_",
@@ -100,6 +115,7 @@ __all__ = [
     "call_context",
     "compare",
     "estimate",
+    "expect",
     "fallback",
     "load_run",
     "model",
@@ -109,6 +125,7 @@ __all__ = [
     "runner",
     "scorers",
     "set_price",
+    "sweep",
 ]
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from protokit._env import environ
-from protokit.errors import ConfigError, ProtokitError
+from protokit.errors import ConfigError, NotebookError, ProtokitError
 from protokit.models.env import KEY_VARS, PROVIDER_ENV, PROVIDER_VARS, pointed_at
 
 __all__ = ["DemoResult", "examples_dir", "run_demo"]
@@ -125,8 +125,16 @@ def run_demo(out_dir: str | os.PathLike[str] = "protokit-demo", *, live: bool = 
     result = DemoResult(out_dir=out, models=models, simulated=not live)
     try:
         with environ(env):
-            t = _step(say, "1/4 run      quickstart.ipynb with papermill (40 tickets x 3 models + judge)")
+            t = _step(say, "1/4 run      quickstart.ipynb with papermill (40 tickets x 3 models + judge), "
+                           "then with 2 more parameter sets")
             run_notebook(nb_path, params, output_path=nb_path)
+            # Every successful run becomes a golden case of the promoted module; these replay from the cache.
+            # One that fails (a live model below the notebook's pk.expect gate) is only left out.
+            for extra in ({"n_cases": 20}, {"model": models[-1]}):
+                try:
+                    run_notebook(nb_path, {**params, **extra})
+                except NotebookError as exc:
+                    say(f"    left out of the golden cases: {extra}: {exc}")
             result.seconds["run"] = _done(say, t)
             result.outputs = _declared_outputs(nb_path)
 

@@ -6,6 +6,7 @@ its message is one line that says what is wrong and how to fix it::
     ProtokitError
     ├── ConfigError             bad argument, unknown provider/option, missing key (also a ValueError)
     │   ├── MissingKeyError     no API key; names the environment variable to set
+    │   ├── MissingExtraError   the notebook side is not installed: pip install 'protokit[lab]'; also an ImportError
     │   ├── ParameterTypeError  a notebook parameter's value does not fit its type (also a TypeError)
     │   └── ScorerTypeError     a scorer returned no bool, number or {"score", "reason"} (also a TypeError)
     ├── ProviderError           a model call failed (carries status, retryable)
@@ -15,11 +16,13 @@ its message is one line that says what is wrong and how to fix it::
     │   ├── BadRequestError     400/404/422: the request itself is wrong
     │   ├── ContentFilterError  the provider refused the content
     │   ├── ServerError         5xx or a malformed response body
-    │   └── ProviderConnectionError  could not reach the server / connection reset
+    │   ├── ProviderConnectionError  could not reach the server / connection reset
+    │   └── SchemaError         the answer does not match the schema= it was asked for (carries response)
     ├── CacheError              the cache file is corrupt, foreign or unusable
     │   └── CacheMiss           replay mode and no recorded response for a request
     ├── Cancelled               a run was cancelled before this call was made
     ├── BudgetExceeded          a run's budget was spent before this call was made
+    ├── ExpectationFailed       a pk.expect gate does not hold (in a notebook; a promoted run() only logs it)
     ├── NotebookError           a notebook is invalid (carries cell_index)
     │   └── CellError           one cell is: its label leads the message (carries detail)
     ├── PromoteError            code generation or its checks failed
@@ -28,7 +31,8 @@ its message is one line that says what is wrong and how to fix it::
 
 Where they are raised: ParameterTypeError by :mod:`protokit.notebook.params` (and the
 promoted module's command line), ScorerTypeError by :func:`protokit.scorers.to_score`,
-CellError by the notebook gate and ``protokit run``, GateError by :func:`protokit.promote.promote`;
+CellError by the notebook gate and ``protokit run``, GateError by :func:`protokit.promote.promote`,
+MissingExtraError by :func:`protokit._extras.require_lab`;
 the modules that raise them re-export them, so older imports keep working.
 
 Every message is passed through :func:`safe_text` when the error is built, so no
@@ -57,6 +61,7 @@ __all__ = [
     "ConfigError",
     "ContentFilterError",
     "GateError",
+    "MissingExtraError",
     "MissingKeyError",
     "NotebookError",
     "ParameterTypeError",
@@ -67,6 +72,7 @@ __all__ = [
     "ProviderTimeoutError",
     "RateLimitError",
     "SandboxError",
+    "SchemaError",
     "ScorerTypeError",
     "ServerError",
     "TimeoutError_",
@@ -124,6 +130,18 @@ class ConfigError(ProtokitError, ValueError):
 
 class MissingKeyError(ConfigError):
     """No API key was found for a provider."""
+
+
+class MissingExtraError(ConfigError, ImportError):
+    """A feature of the notebook side was used where only the runtime is installed; ``name`` is the missing module.
+
+    Raised by :func:`protokit._extras.require_lab`; an ImportError too, so ``except ImportError`` around an
+    optional import still catches it.
+    """
+
+    def __init__(self, message: str, *, name: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
 
 
 class ParameterTypeError(ConfigError, TypeError):
@@ -208,6 +226,21 @@ class ProviderConnectionError(ProviderError):
     retryable = True
 
 
+class SchemaError(ProviderError):
+    """The answer does not match the ``schema=`` it was asked for: not JSON, or not valid against it.
+
+    Raised after the answer was recorded, so a replay gives the same error; ``response`` is the
+    answer (its text, tokens and cost), kept for the results row.
+    """
+
+    kind = "schema"
+
+    def __init__(self, message: str, *, status: int | None = None, model: str | None = None,
+                 response: Any = None) -> None:
+        super().__init__(message, status=status, model=model)
+        self.response = response
+
+
 class CacheError(ProtokitError):
     """The cache file cannot be used (corrupt, foreign, wrong permissions)."""
 
@@ -230,6 +263,10 @@ class BudgetExceeded(ProtokitError):
     """The run's budget was spent before this call was made."""
 
     kind = "not_run_budget"
+
+
+class ExpectationFailed(ProtokitError):
+    """A ``pk.expect`` gate does not hold for the notebook's declared output."""
 
 
 class NotebookError(ProtokitError):

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -41,6 +42,25 @@ def _isolated(request: pytest.FixtureRequest, tmp_path, monkeypatch) -> Iterator
     pk.cache.configure(path=path, mode="auto")
     yield
     pk.cache.get_cache().close()
+
+
+@pytest.fixture(scope="session")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
+    """One `protokit demo` run for the session: the promoted quickstart module, its tests and golden data."""
+    from protokit.demo import run_demo
+
+    out = tmp_path_factory.mktemp("demo") / "d"
+    lines: list[str] = []
+    with pytest.MonkeyPatch.context() as mp:
+        for var in (*_PROVIDER_ENV, "PROTOKIT_CACHE", "PROTOKIT_CACHE_MODE", "PROTOKIT_PRICES", "PROTOKIT_RUN_ID"):
+            mp.delenv(var, raising=False)
+        try:
+            result = run_demo(out, say=lines.append)
+        except Exception:
+            print("\n".join(lines)); raise
+    return SimpleNamespace(out=out, result=result, said="\n".join(lines), module=out / "triage.py",
+                           tests=out / "tests" / "test_triage.py",
+                           golden=out / "tests" / "cassettes" / "triage.golden.json")
 
 
 @pytest.fixture(scope="session")

@@ -158,7 +158,8 @@ HOSTILE: list[tuple[str, list[str], str, int, bool]] = [
     ("run-missing-notebook", ["run", "{d}/missing.ipynb"], "no such file", 1, False),
     ("run-not-a-notebook", ["run", "{afile}"], "is not a notebook", 1, False),
     ("run-unknown-parameter", ["run", "{nb}", "-p", "nope", "1"], "unknown parameter 'nope'", 1, False),
-    ("run-bad-parameter-value", ["run", "{nb}", "-p", "n", "abc"], "expects int", 1, False),
+    ("run-bad-parameter-value", ["run", "{nb}", "-p", "n", "abc"], "expects int, got 'abc' which is not one; "
+     "pass one like `-p n 1`", 2, False),
     ("run-missing-parameters-file", ["run", "{nb}", "-f", "{d}/missing.yaml"], "cannot read parameters file",
      1, False),
     ("run-bad-cache-mode", ["run", "{nb}", "--cache-mode", "sometimes"], "Invalid value for '--cache-mode'",
@@ -256,8 +257,62 @@ def test_promote_write_failure_leaves_nothing(tmp_path: Path, monkeypatch: pytes
 
     monkeypatch.setattr(promote_files, "stage_text", full_disk)
     with pytest.raises(PromoteError, match=r"cannot write .*m\.json: no space left on device; pick a writable"):
-        promote_files.write_all(files)
+        promote_files.write_all(files, out / ".m.promote.json")
     assert not out.exists()  # the folders made for the files are gone too, and no temp file is left
+
+
+_KILLER = """
+import os, sys
+from pathlib import Path
+from protokit.promote import files as promote_files
+
+out, step = Path(sys.argv[1]), sys.argv[2]
+names = ["m.py", "tests/test_m.py", "tests/cassettes/m.json", "tests/cassettes/m.golden.json"]
+files = {out / n: f"new {n}\\n" for n in names}
+real_replace, real_stage, calls = os.replace, promote_files.stage_text, []
+
+def replace(src, dst):  # killed (SIGKILL: no finally, no cleanup) after the journal and one file
+    real_replace(src, dst)
+    calls.append(dst)
+    if len(calls) == 2:
+        os._exit(9)
+
+def stage(path, text, **kw):  # killed while staging the third file
+    calls.append(path)
+    if len(calls) == 3:
+        os._exit(9)
+    return real_stage(path, text, **kw)
+
+if step == "renaming":
+    promote_files.os.replace = replace
+else:
+    promote_files.stage_text = stage
+promote_files.write_all(files, out / ".m.promote.json")
+"""
+
+
+@pytest.mark.parametrize("step", ["staging", "renaming"])
+def test_promote_killed_halfway_leaves_one_whole_set(tmp_path: Path, step: str) -> None:
+    from protokit.promote import files as promote_files
+
+    out = tmp_path / "out"
+    names = ["m.py", "tests/test_m.py", "tests/cassettes/m.json", "tests/cassettes/m.golden.json"]
+    for n in names:
+        (out / n).parent.mkdir(parents=True, exist_ok=True)
+        (out / n).write_text(f"old {n}\n")
+    done = subprocess.run([sys.executable, "-c", _KILLER, str(out), step], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 9, done.stderr
+    texts = {n: (out / n).read_text() for n in names}
+    if step == "renaming":  # past the commit point: one file is new, the journal says how to finish
+        assert sorted(t.split()[0] for t in texts.values()) == ["new", "old", "old", "old"]
+        assert (out / ".m.promote.json").exists()
+    finished = promote_files.recover(out / "m.py", [out / n for n in names])
+    expected = "new" if step == "renaming" else "old"
+    assert {n: (out / n).read_text() for n in names} == {n: f"{expected} {n}\n" for n in names}
+    assert len(finished) == (3 if step == "renaming" else 0)
+    leftovers = [p for p in out.rglob(".*") if p.is_file()]
+    assert leftovers == []  # no temp file, no journal
 
 
 # -- read-only caches ----------------------------------------------------------------------------

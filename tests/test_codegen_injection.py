@@ -12,6 +12,7 @@ import ast
 import contextlib
 import inspect
 import io
+import json
 import types
 
 import pytest
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 
 from protokit.notebook.params import Parameter
 from protokit.promote.codegen import render_module, render_tests, split_cells
-from protokit.promote.golden import Case
+from protokit.testing import Golden
 
 # Texts written to break out of a docstring, a comment or a string literal.
 HOSTILE = [
@@ -50,6 +51,10 @@ def _module(*, default: str, help_text: str, title: str, description: str, sourc
                          description=description, parameters=params, layout=layout)
 
 
+def _words(text: str) -> str:
+    return " ".join(text.split())
+
+
 def _load(src: str) -> types.ModuleType:
     tree = ast.parse(src)  # compiles: nothing broke out of its slot into a syntax error
     # Only the module's own kinds of statement are at the top level: no pasted code ran on import.
@@ -73,9 +78,10 @@ def test_any_text_in_any_slot_gives_a_module_that_compiles_and_round_trips(
     src.encode("utf-8")  # a file can hold it (no lone surrogates written raw)
     mod = _load(src)
     assert inspect.signature(mod.run).parameters["message"].default == default
-    doc = mod.__doc__ or ""
-    assert title.strip() in doc and description.strip() in doc and source + ".ipynb" in doc
-    assert help_text.strip() in (mod.run.__doc__ or "")
+    # Docstrings are prose laid out to the line length: every word comes back, in order.
+    doc = _words(mod.__doc__ or "")
+    assert _words(title) in doc and _words(description) in doc and _words(source + ".ipynb") in doc
+    assert _words(help_text) in _words(mod.run.__doc__ or "")
     # The generated comment lines stay comments: one line each.
     header = src.split('"""', 1)[0]
     assert all(line.startswith("#") for line in header.splitlines() if line)
@@ -89,12 +95,24 @@ def test_hostile_defaults_run_through_the_generated_function(payload: str) -> No
 
 
 @settings(max_examples=60, deadline=None)
-@given(source=text, value=text)
-def test_generated_tests_compile_for_any_notebook_path_and_case_value(source: str, value: str) -> None:
-    case = Case(id=value or "default", params={"message": value}, outputs={"echo": value}, stdout=value)
-    src = render_tests(name="hostile", source=source + ".ipynb", cases=[case])
+@given(source=text)
+def test_generated_tests_compile_for_any_notebook_path(source: str) -> None:
+    src = render_tests(name="hostile", source=source + ".ipynb")
     tree = ast.parse(src)
     assert not any(isinstance(n, ast.Expr) for n in tree.body[1:]), "text escaped into a statement"
+
+
+@settings(max_examples=100, deadline=None)
+@given(value=text)
+def test_golden_data_round_trips_any_case_value(value: str) -> None:
+    # The cases are data, never code: whatever a notebook printed or returned comes back unchanged.
+    golden = Golden(module="hostile", compare="outputs", cases=[
+        {"id": value or "default", "params": {"message": value}, "outputs": {"echo": value}, "stdout": value}])
+    text = golden.to_json()
+    text.encode("utf-8")  # a file can hold it, lone surrogates included (escaped)
+    back = json.loads(text)
+    assert back["cases"] == golden.cases
+    golden.check(golden.cases[0], {"echo": value})
 
 
 def test_list_and_dict_defaults_are_fresh_each_call_and_typed() -> None:

@@ -165,3 +165,49 @@ def test_papermill_value_matches_papermills_own_reading(text: str) -> None:
     ours, theirs = papermill_value(text), _resolve_type(text)
     assert type(ours) is type(theirs)
     assert ours == theirs or (isinstance(ours, float) and ours != ours and theirs != theirs)
+
+
+# -- papermill parity: `# type:` comments, heading comments, -f/-y/-p/-r order -----------------------------
+
+@pytest.mark.parametrize(("comment", "expected"), [
+    ("type: int the help", ("int", "the help")),
+    ("type: List[str] Nice list", ("List[str]", "Nice list")),
+    ("type: dict[str, int]  help  here", ("dict[str, int]", "help  here")),  # papermill would cut at the space
+    ("type: int | None at most", ("int | None", "at most")),
+    ("type: ignore", (None, "")),
+    ("type: ignore[assignment] note", (None, "note")),
+    ("just help", (None, "just help")),
+])
+def test_type_comments_give_type_and_help(comment: str, expected: tuple[str | None, str]) -> None:
+    from protokit.notebook.params import split_type_comment
+
+    assert split_type_comment(comment) == expected
+
+
+def test_type_comments_and_heading_comments_in_the_cell() -> None:
+    params = {p.name: p for p in parse_parameters(
+        "# Parameters\nn = None  # type: int | None  how many\nx = 1  # type: float\n"
+        "## Parameters:\n# the label\nlabel = 'a'\nk: int = 2  # type: str  annotation wins\n")}
+    assert (params["n"].type, params["n"].help) == ("int | None", "how many")
+    assert (params["x"].type, params["x"].default, params["x"].help) == ("float", 1, "")
+    assert params["label"].help == "the label"  # the heading above it is not help
+    assert (params["k"].type, params["k"].help) == ("int", "annotation wins")
+    with pytest.raises(NotebookError, match="parameter 'n' expects int, got str 'a'"):
+        parse_parameters("n = 'a'  # type: int")
+
+
+def test_cli_parameters_merge_in_papermills_order(tmp_path) -> None:
+    params = parse_parameters(CELL)
+    first, second = tmp_path / "a.yaml", tmp_path / "b.json"
+    first.write_text("n_cases: 1\nmodel: from-file\nanything: 2024-01-01\nthreshold: 2\n")
+    second.write_text('{"n_cases": 2}')
+    seen: list[dict[str, object]] = []
+    values = cli_parameters(params, [("n_cases", "4"), ("model", "from-p")], [first, second],
+                            raw=[("model", "5")], yaml_texts=["n_cases: 3", "verbose: yes"],
+                            before_typing=lambda v: seen.append(dict(v)))
+    assert values == {"n_cases": 4, "model": "5", "anything": "2024-01-01", "threshold": 2.0, "verbose": True}
+    assert seen == [{"n_cases": "4", "model": "5", "anything": "2024-01-01", "threshold": 2, "verbose": True}]
+    with pytest.raises(ParameterTypeError, match=r"-r passes the text as a string; .*`-p n_cases 3`"):
+        cli_parameters(params, [], raw=[("n_cases", "3")])
+    with pytest.raises(ConfigError, match="-y '7' must hold a mapping"):
+        cli_parameters(params, [], yaml_texts=["7"])

@@ -114,10 +114,12 @@ def test_bad_parameters_fail_before_any_kernel(recorded: SimpleNamespace) -> Non
         run_notebook(recorded.nb, {"n": 1})
     with pytest.raises(ConfigError, match="parameter 'n_cases' expects int, got str '2'"):
         run_notebook(recorded.nb, {"n_cases": "2"})
+    # A command-line value that does not fit its parameter is a usage error (exit 2) that says how to give one.
     code, text = cli("run", str(recorded.nb), "-p", "n_cases", "two")
-    assert code == 1 and text.strip() == "error: parameter 'n_cases' expects int, got 'two' which is not one"
+    assert code == 2 and text.strip() == ("error: parameter 'n_cases' expects int, got 'two' which is not one; "
+                                          "pass one like `-p n_cases 2`; see 'protokit run --help'")
     code, text = cli("run", str(recorded.nb), "-p", "labels", "{a: 1}")
-    assert code == 1 and "parameter 'labels' expects list[str]" in text
+    assert code == 2 and "parameter 'labels' expects list[str]" in text
     code, text = cli("run", str(recorded.nb), "-p", "nope", "1")
     assert code == 1 and "unknown parameter 'nope'" in text and "n_cases (int)" in text
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from protokit._extras import LAB_INSTALL
 from protokit.errors import ConfigError
 from protokit.models.env import BASE_URL_VARS, KEY_VARS, pointed_at
 
@@ -26,7 +27,7 @@ def command(folder: Path | None, port: int | None, sandbox: bool) -> None:
         raise ConfigError(f"{root} is not a folder; give the folder that holds your notebooks")
     jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or shutil.which("jupyter")
     if jupyter is None:
-        raise ConfigError("jupyter is not installed in this environment; pip install jupyterlab")
+        raise ConfigError(f"jupyter is not installed in this environment; {LAB_INSTALL}")
     cmd = [jupyter, "lab", f"--ServerApp.root_dir={root.resolve()}"]
     if port is not None:
         cmd.append(f"--port={port}")

@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 
 import click
 
+from protokit._extras import NOTEBOOK, missing_extra, require_lab
 from protokit.errors import ProtokitError, safe_text
 
 # name -> "module:attribute"; each module is one noun under protokit/cli/.
@@ -33,6 +34,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("protokit.cli.run", "Execute a notebook with papermill, typed parameters and the cache."),
     "validate": ("protokit.cli.validate", "The promotion gate: check a notebook, each finding with its fix."),
     "promote": ("protokit.cli.promote", "Turn a validated notebook into a module with golden tests."),
+    "drift": ("protokit.cli.drift", "Re-run a promoted module's golden cases live; report what changed."),
+}
+
+# name -> the modules of the notebook side (`protokit[lab]`) it needs; the others need only the runtime.
+NEEDS_LAB: dict[str, tuple[str, ...]] = {
+    "lab": ("jupyterlab",),
+    "new": ("nbformat",),
+    "demo": (*NOTEBOOK, "ipywidgets", "jinja2", "matplotlib", "pytest"),
+    "run": NOTEBOOK,
+    "validate": NOTEBOOK,
+    "promote": (*NOTEBOOK, "jinja2"),
 }
 
 
@@ -48,6 +60,16 @@ class LazyGroup(click.Group):
         module = importlib.import_module(COMMANDS[cmd_name][0])
         command: click.Command = module.command
         return command
+
+    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[str | None, click.Command | None,
+                                                                           list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        # Before the command does anything: one line naming the extra when the notebook side is missing
+        # (its --help still shows).
+        needs = NEEDS_LAB.get(name or "")
+        if needs and not ctx.resilient_parsing and not set(rest) & set(ctx.help_option_names):
+            require_lab(f"protokit {name}", *needs)
+        return name, command, rest
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Short help from the table so --help does not import every command module.
@@ -127,5 +149,11 @@ def main(argv: list[str] | None = None) -> Any:
         _fail(f"SQLite failed: {exc}; if the cache file is damaged, move it away or point PROTOKIT_CACHE "
               "at another path")
     except Exception as exc:
+        if isinstance(exc, ImportError):
+            # A command that reached the notebook side without asking first: one line naming the extra.
+            noun = next((a for a in (sys.argv[1:] if argv is None else argv) if a in COMMANDS), None)
+            lab = missing_extra(f"protokit {noun}" if noun else "this command", exc)
+            if lab is not None:
+                _fail(lab)
         _fail(f"unexpected {type(exc).__name__}: {exc}; this is a protokit bug, please report it with the "
               "command you ran (PROTOKIT_DEBUG=1 shows the traceback)")

@@ -60,12 +60,14 @@ def show(run_id: str, path: Path | None, csv_out: Path | None, html_out: Path | 
     cmp = load_run(run_id, path=path or default_path())
     click.echo(f"run {cmp.run_id} ({cmp.status}): {len(cmp.results)} rows")
     click.echo(f"models: {', '.join(cmp.models)}")
+    if cmp.prompts:
+        click.echo(f"prompt variants: {', '.join(cmp.prompts)}")
     click.echo(f"prompt: {cmp.prompt if len(str(cmp.prompt)) < 200 else str(cmp.prompt)[:200] + '…'}")
     click.echo("")
     click.echo(cmp.report())
     click.echo("")
     with pd.option_context("display.width", 200, "display.max_columns", 50):
-        click.echo(cmp.summary.set_index("model").T.to_string(float_format=lambda v: f"{v:.4g}"))
+        click.echo(cmp.summary.set_index(cmp.key).T.to_string(float_format=lambda v: f"{v:.4g}"))
     if csv_out is not None:
         cmp.to_csv(csv_out)
         click.echo(f"wrote {csv_out}")

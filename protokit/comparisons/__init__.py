@@ -16,6 +16,7 @@ names below.
 from __future__ import annotations
 
 from protokit.comparisons.comparison import Comparison, load_run
+from protokit.comparisons.diff import RunDiff
 from protokit.comparisons.estimates import TYPICAL_LATENCY_S, Estimate, estimate
 from protokit.comparisons.plan import (
     DEFAULT_CONCURRENCY,
@@ -27,10 +28,12 @@ from protokit.comparisons.plan import (
     template_fields,
 )
 from protokit.comparisons.run import acompare, compare
+from protokit.comparisons.stats import PairedResult, paired_difference
 from protokit.comparisons.store import list_runs
-from protokit.comparisons.tables import PairedComparison
+from protokit.comparisons.tables import CANDIDATE_SEP, PairedComparison, candidate_name
 
 __all__ = [
+    "CANDIDATE_SEP",
     "DEFAULT_CONCURRENCY",
     "TYPICAL_LATENCY_S",
     "CompareArgs",
@@ -39,12 +42,16 @@ __all__ = [
     "OnResult",
     "OnStart",
     "PairedComparison",
+    "PairedResult",
+    "RunDiff",
     "acompare",
+    "candidate_name",
     "compare",
     "estimate",
     "list_runs",
     "load_cases",
     "load_run",
+    "paired_difference",
     "same_arguments",
     "template_fields",
 ]

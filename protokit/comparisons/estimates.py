@@ -9,6 +9,7 @@ from typing import Any
 
 from protokit import cache as cache_mod
 from protokit.comparisons.plan import CompareArgs, Plan, build_plan, same_arguments
+from protokit.comparisons.tables import candidate_name
 from protokit.models import Model
 from protokit.models.prices import DEFAULT_OUTPUT_TOKENS, estimate_input_tokens
 from protokit.scorers._judge import Judge
@@ -36,6 +37,7 @@ class Estimate:
     judge_calls: int = 0
     judge_cost_usd: float | None = None
     budget_usd: float | None = None
+    # One entry per model (per candidate with prompt variants: with ``candidate`` and ``prompt``).
     by_model: list[dict[str, Any]] = field(default_factory=list)
 
     @property
@@ -119,10 +121,12 @@ def estimate(*args: Any, **kwargs: Any) -> Estimate:
     keys = {c.tag: cache_mod.request_key(c.request.key_dict()) for c in plan.calls if c.model.cacheable}
     hits = _cached_keys(usable, list(keys.values())) if usable is not None and keys else set()
     by_model: dict[str, dict[str, Any]] = {
-        m.id: {"model": m.id, "calls": 0, "cached": 0, "input_tokens": 0, "output_tokens": 0}
-        for m in plan.models}
+        name: {**({"candidate": name, "model": m.id, "prompt": p} if plan.prompts else {"model": m.id}),
+               "calls": 0, "cached": 0, "input_tokens": 0, "output_tokens": 0}
+        for name, (m, p) in zip(plan.candidate_names, plan.candidates, strict=True)}
     for call in plan.calls:
-        entry = by_model[call.model.id]
+        m, p = plan.candidate_of(call.tag)
+        entry = by_model[candidate_name(m.id, p)]
         entry["calls"] += 1
         if keys.get(call.tag) in hits:
             entry["cached"] += 1
@@ -132,11 +136,12 @@ def estimate(*args: Any, **kwargs: Any) -> Estimate:
     busy = 0.0
     unknown: list[str] = []
     total_cost: float | None = 0.0
-    for m in plan.models:
-        entry = by_model[m.id]
+    for name, (m, _p) in zip(plan.candidate_names, plan.candidates, strict=True):
+        entry = by_model[name]
         entry["cost_usd"] = _cost(m, entry["input_tokens"], entry["output_tokens"])
         if entry["cost_usd"] is None:
-            unknown.append(m.id)
+            if m.id not in unknown:
+                unknown.append(m.id)
             total_cost = None
         elif total_cost is not None:
             total_cost += entry["cost_usd"]

@@ -18,10 +18,13 @@ from typing import Any, ParamSpec, TypeVar, cast
 
 import pandas as pd
 
+from protokit.comparisons.tables import candidate_name
 from protokit.errors import ConfigError
 from protokit.models import Model
 from protokit.models import model as make_model
 from protokit.models.prompts import render_template, template_fields
+from protokit.models.structured import check_schema
+from protokit.models.tools import check_tools
 from protokit.runner import Call, Progress, RetryPolicy, Runner
 from protokit.scorers import Scorer, as_scorer
 from protokit.scorers._judge import Judge
@@ -29,6 +32,7 @@ from protokit.scorers._judge import Judge
 __all__ = [
     "DEFAULT_CONCURRENCY",
     "RESULT_COLUMNS",
+    "VARIANT_COLUMNS",
     "CompareArgs",
     "OnResult",
     "OnStart",
@@ -38,6 +42,7 @@ __all__ = [
     "columns_for",
     "describe_prompt",
     "load_cases",
+    "prompt_variants",
     "render_prompts",
     "resolve_models",
     "same_arguments",
@@ -50,10 +55,16 @@ RESULT_COLUMNS = (
     "cost_usd", "cached", "finish_reason", "secret_shaped", "error", "error_status", "error_message", "attempts",
     "served_by", "price_date", "scorer_error", "judge_cost_usd", "rating",
 )  # fmt: skip
+# Columns a results frame has only with prompt variants (so a single-prompt run may have a case
+# column of either name, as before): the variant's name, and the candidate, "model · variant".
+VARIANT_COLUMNS = ("prompt", "candidate")
+# Columns a results frame has only when calls carry tools= (the calls made) or schema= (the checked answer).
+ANSWER_COLUMNS = ("tool_calls", "parsed")
 DEFAULT_CONCURRENCY = 16
 OnResult = Callable[[dict[str, Any], Progress], None]
 OnStart = Callable[[Runner], None]
-Prompt = str | Sequence[Mapping[str, str]] | Callable[[dict[str, Any]], Any]
+SinglePrompt = str | Sequence[Mapping[str, str]] | Callable[[dict[str, Any]], Any]
+Prompt = SinglePrompt | Mapping[str, SinglePrompt]
 
 
 def _read_path(path: Path) -> pd.DataFrame:
@@ -148,7 +159,25 @@ def _templates(prompt: Any) -> list[str]:
     return [str(m.get("content", "")) for m in prompt]
 
 
-def render_prompts(prompt: Prompt, records: list[dict[str, Any]], columns: Sequence[str],
+def prompt_variants(prompt: Any) -> dict[str, SinglePrompt] | None:
+    """The named variants of a ``{name: prompt}`` dict (checked), or None for a single prompt."""
+    if not isinstance(prompt, Mapping):
+        return None
+    if not prompt:
+        raise ConfigError("prompt is an empty dict: give at least one variant, e.g. {'short': '{ticket}'}")
+    variants: dict[str, SinglePrompt] = {}
+    for name, value in prompt.items():
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"prompt variants are named by non-empty strings, got {name!r}; "
+                              "e.g. {'short': '{ticket}', 'polite': 'Please classify: {ticket}'}")
+        if isinstance(value, Mapping):
+            raise ConfigError(f"prompt variant {name!r} is a dict; a variant is a template string, a list of "
+                              "messages or a function of the case")
+        variants[name] = value
+    return variants
+
+
+def render_prompts(prompt: SinglePrompt, records: list[dict[str, Any]], columns: Sequence[str],
                    ids: Sequence[Any]) -> list[Any]:
     """Each case's prompt: a template filled from its columns, or what a callable returns."""
     if callable(prompt):
@@ -162,8 +191,8 @@ def render_prompts(prompt: Prompt, records: list[dict[str, Any]], columns: Seque
         return out
     if not isinstance(prompt, str) and not (
             isinstance(prompt, Sequence) and all(isinstance(m, Mapping) for m in prompt) and prompt):
-        raise ConfigError(f"prompt must be a template string, a list of messages or a function of the case, "
-                          f"got {type(prompt).__name__}")
+        raise ConfigError(f"prompt must be a template string, a list of messages, a function of the case or a "
+                          f"dict of named variants of these, got {type(prompt).__name__}")
     templates = _templates(prompt)
     fields = [f for t in templates for f in template_fields(t)]
     missing = [f for f in dict.fromkeys(fields) if f not in columns]
@@ -185,9 +214,14 @@ def render_prompts(prompt: Prompt, records: list[dict[str, Any]], columns: Seque
 
 
 def describe_prompt(prompt: Prompt) -> str:
-    """A text form of the prompt to store with a run (a function is named, not pickled)."""
+    """A text form of the prompt to store with a run (a function is named, not pickled).
+
+    Variants are stored as a JSON object of their names and text forms.
+    """
     if isinstance(prompt, str):
         return prompt
+    if isinstance(prompt, Mapping):
+        return json.dumps({str(k): describe_prompt(v) for k, v in prompt.items()}, ensure_ascii=False)
     if callable(prompt):
         return f"<function {getattr(prompt, '__module__', '?')}.{getattr(prompt, '__qualname__', '?')}>"
     return json.dumps([dict(m) for m in prompt], ensure_ascii=False)
@@ -232,9 +266,15 @@ def check_scorers(scorers: Any, columns: Sequence[str]) -> list[Scorer]:
 
 
 def columns_for(case_columns: Sequence[str], score_names: Sequence[str], reason_names: Sequence[str],
-                judge: bool) -> list[str]:
-    """The column order of a results frame."""
+                judge: bool, *, variants: bool = False, tools: bool = False, schema: bool = False) -> list[str]:
+    """The column order of a results frame (with variants, ``prompt`` and ``candidate`` follow ``model``;
+    with tools or a schema, ``tool_calls`` and ``parsed`` follow ``output``)."""
     fixed = [c for c in RESULT_COLUMNS[1:] if c not in ("scorer_error", "judge_cost_usd", "rating")]
+    at = fixed.index("output") + 1
+    fixed[at:at] = [c for c, used in zip(ANSWER_COLUMNS, (tools, schema), strict=True) if used]
+    if variants:
+        at = fixed.index("model") + 1
+        fixed[at:at] = VARIANT_COLUMNS
     scores = [f"score_{n}" for n in score_names] + [f"reason_{n}" for n in reason_names]
     tail = ["scorer_error", *(["judge_cost_usd"] if judge else []), "rating"]
     return ["case", *[c for c in case_columns if c != "case"], *fixed, *scores, *tail]
@@ -252,6 +292,17 @@ class Plan:
     samples: int
     columns: list[str]
     meta: dict[str, Any] = field(default_factory=dict)
+    prompts: list[str] = field(default_factory=list)  # the variants' names; empty for one prompt
+    candidates: list[tuple[Model, str | None]] = field(default_factory=list)  # in call order within a case
+
+    @property
+    def candidate_names(self) -> list[str]:
+        """Each candidate's name: the model id, or ``model · variant`` with prompt variants."""
+        return [candidate_name(m.id, p) for m, p in self.candidates]
+
+    def candidate_of(self, tag: int) -> tuple[Model, str | None]:
+        """The (model, variant name) a call belongs to, from its tag (its index in ``calls``)."""
+        return self.candidates[tag % (len(self.candidates) * self.samples) // self.samples]
 
 
 @dataclass(frozen=True)
@@ -277,6 +328,10 @@ class CompareArgs:
     on_start: OnStart | None = None
     retries: int | RetryPolicy | None = None
     timeout: float | None = None
+    tools: Any = None
+    schema: Any = None
+    run_tools: bool = False
+    max_steps: int | None = None
 
     def as_kwargs(self) -> dict[str, Any]:
         """The arguments by name, ready for ``compare(**args.as_kwargs())``."""
@@ -294,6 +349,27 @@ def same_arguments(spec: Callable[P, Any]) -> Callable[[Callable[..., R]], Calla
         fn.__signature__ = inspect.signature(spec).replace(return_annotation=own)  # type: ignore[attr-defined]
         return cast("Callable[P, R]", fn)
     return declare
+
+
+def _answer_columns(calls: Sequence[Call], case_columns: Sequence[str]) -> dict[str, bool]:
+    """Which of ``tool_calls`` and ``parsed`` the results have: those some call asks for."""
+    used = {"tools": any("tools" in c.request.options for c in calls),
+            "schema": any("schema" in c.request.options for c in calls)}
+    for column, flag in zip(ANSWER_COLUMNS, used.values(), strict=True):
+        if flag and column in case_columns:
+            raise ConfigError(f"case column {column!r} clashes with the results column {column!r}; rename it "
+                              f"(e.g. expected_{column})")
+    return used
+
+
+def _stored_options(opts: Mapping[str, Any]) -> dict[str, Any]:
+    """Options as a run stores them: tools and schema in their JSON form (never a function's repr)."""
+    stored = dict(opts)
+    if opts.get("tools") is not None:
+        stored["tools"] = check_tools(opts["tools"])[0]
+    if opts.get("schema") is not None:
+        stored["schema"] = check_schema(opts["schema"])[0]
+    return stored
 
 
 def build_plan(args: CompareArgs) -> Plan:
@@ -315,24 +391,52 @@ def build_plan(args: CompareArgs) -> Plan:
     if options is not None and not isinstance(options, Mapping):
         raise ConfigError(f"options must be a dict such as {{'temperature': 0}}, got {type(options).__name__}")
     opts = dict(options or {})
+    # tools= and schema= go to every call (each model checks them); run_tools and max_steps bound its tool loop.
+    opts.update({k: v for k, v in (("tools", args.tools), ("schema", args.schema)) if v is not None})
+    if args.run_tools or args.max_steps is not None:
+        opts.update(run_tools=args.run_tools, max_steps=args.max_steps)
     frame, records = load_cases(cases)
     columns = [str(c) for c in frame.columns]
     built = resolve_models(models)
     scorer_list = check_scorers(scorers, columns)
-    prompts = render_prompts(prompt, records, columns, [r["case"] for r in records])
+    variants = prompt_variants(prompt)
+    ids = [r["case"] for r in records]
+    rendered: dict[str | None, list[Any]] = {}
+    if variants is None:
+        rendered[None] = render_prompts(cast("SinglePrompt", prompt), records, columns, ids)
+    else:
+        clash = [c for c in VARIANT_COLUMNS if c in columns]
+        if clash:
+            raise ConfigError(f"case column {clash[0]!r} clashes with the results column that names each "
+                              f"prompt variant's candidates; rename it (e.g. case_{clash[0]})")
+        for name, variant in variants.items():
+            try:
+                rendered[name] = render_prompts(variant, records, columns, ids)
+            except ConfigError as exc:
+                raise ConfigError(f"prompt variant {name!r}: {exc}") from exc.__cause__
+    candidates = [(m, p) for m in built for p in rendered]
+    seen: set[str] = set()
+    for m, p in candidates:
+        name = candidate_name(m.id, p)
+        if name in seen:  # only possible when a model id or a variant name holds the separator
+            raise ConfigError(f"two candidates are both named {name!r}; rename a prompt variant")
+        seen.add(name)
     calls: list[Call] = []
-    for text in prompts:
-        for m in built:
+    for i in range(len(records)):
+        for m, p in candidates:
             for s in range(samples):
-                calls.append(Call(m, m.request(text, system=system, sample=s, **opts), tag=len(calls)))
+                calls.append(Call(m, m.request(rendered[p][i], system=system, sample=s, **opts), tag=len(calls)))
     names = [s.name for s in scorer_list]
     cols = columns_for(columns, names, [s.name for s in scorer_list if s.reasons],
-                       any(isinstance(s, Judge) for s in scorer_list))
+                       any(isinstance(s, Judge) for s in scorer_list), variants=variants is not None,
+                       **_answer_columns(calls, columns))
+    run_options: dict[str, Any] = {"samples": samples, "system": system, "options": _stored_options(opts),
+                                   "concurrency": concurrency, "budget_usd": budget_usd}
+    if variants is not None:
+        run_options["prompts"] = list(variants)  # a reloaded run knows its variants
     meta = {
-        "prompt": describe_prompt(prompt), "models": [m.id for m in built],
-        "options": {"samples": samples, "system": system, "options": opts, "concurrency": concurrency,
-                    "budget_usd": budget_usd},
+        "prompt": describe_prompt(prompt), "models": [m.id for m in built], "options": run_options,
         "scorers": [s.describe() for s in scorer_list], "score_names": names, "columns": cols,
         "cases": records, "total": len(calls),
     }
-    return Plan(built, frame, records, scorer_list, calls, samples, cols, meta)
+    return Plan(built, frame, records, scorer_list, calls, samples, cols, meta, list(variants or ()), candidates)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from protokit._extras import LAB_INSTALL, lab_missing, require_lab
 from protokit.comparisons.tables import PairedComparison, pareto, score_column
 from protokit.errors import ConfigError
 
@@ -39,11 +40,17 @@ class ReportData:
     pair: Callable[[str, str, str], PairedComparison]  # (a, b, score) -> a minus b on shared cases
     title: str
     run_id: str | None = None
+    key: str = "model"  # the column naming what is compared: "model", or "candidate" with prompt variants
 
     @property
     def default_score(self) -> str | None:
         """The score a report is about when none is named: the first one, if any."""
         return self.score_names[0] if self.score_names else None
+
+    @property
+    def noun(self) -> str:
+        """What the report calls one of the things compared: a model, or a candidate (model and prompt)."""
+        return "candidate" if self.key == "candidate" else "model"
 
     def column(self, score: str) -> str:
         """The summary column of a score (``rating`` for human ratings without a scorer of that name)."""
@@ -67,12 +74,13 @@ def _key(row: pd.Series, col: str) -> tuple[float, float, float]:
 
 
 def recommend(data: ReportData, score: str) -> tuple[str, str]:
-    """``(model, why)``: the top scorer, unless a cheaper model is as good within the noise.
+    """``(model, why)``: the top scorer, unless a cheaper model is as good within the noise (models are
+    candidates, ``model · variant``, with prompt variants).
 
     A cheaper model is preferred when its paired difference to the leader is not
     significant (p >= 0.05) and its mean lies inside the leader's 95% interval.
     """
-    s = data.summary.set_index("model", drop=False)
+    s = data.summary.set_index(data.key, drop=False)
     col = data.column(score)
     scored = s[s[col].notna()]
     if scored.empty:
@@ -92,11 +100,11 @@ def recommend(data: ReportData, score: str) -> tuple[str, str]:
             return alt, (f"it is as good as {leader} within the noise here (p = {pair.p_value:.2g}) and "
                          f"{times:.1f}x cheaper per case")
     if len(ranked) == 1:
-        return leader, "it is the only model scored"
+        return leader, f"it is the only {data.noun} scored"
     pair = data.pair(leader, ranked[1], score)
     if pair.significant:
         return leader, f"it scores significantly higher than {ranked[1]} (p = {pair.p_value:.2g})"
-    return leader, "it scores highest and no cheaper model comes close enough"
+    return leader, f"it scores highest and no cheaper {data.noun} comes close enough"
 
 
 def _interval(s: pd.Series, col: str) -> str:
@@ -105,7 +113,7 @@ def _interval(s: pd.Series, col: str) -> str:
 
 def verdict(data: ReportData, score: str | None) -> str:
     """The plain-language report: the headline comparison, the recommendation, then caveats."""
-    s = data.summary.set_index("model", drop=False)
+    s = data.summary.set_index(data.key, drop=False)
     lines: list[str] = []
     if score is not None:
         col = data.column(score)
@@ -142,14 +150,14 @@ def verdict(data: ReportData, score: str | None) -> str:
         lines.append("No scorers were given, so quality is not compared; add scorers= or rate outputs.")
     for m, r in s.iterrows():
         if r["errors"]:
-            kinds = data.results.loc[(data.results["model"] == m) & data.results["error"].notna(), "error"]
+            kinds = data.results.loc[(data.results[data.key] == m) & data.results["error"].notna(), "error"]
             parts = ", ".join(f"{_ERROR_WORDS.get(k, k)}: {n}" for k, n in kinds.value_counts().items())
             lines.append(f"{m}: {r['errors']} of {r['n']} calls did not answer ({parts}); "
                          "they are left out of its scores.")
         if r["scorer_errors"]:
             lines.append(f"{m}: {r['scorer_errors']} outputs could not be scored (see scorer_error).")
         if math.isnan(r["cost_usd"]):
-            lines.append(f"Cost unknown for {m}: set pk.set_price({m!r}, input=..., output=...) "
+            lines.append(f"Cost unknown for {m}: set pk.set_price({r['model']!r}, input=..., output=...) "
                          "(USD per 1M tokens).")
     lat = [f"{m} {r['latency_p50']:.2f} s" for m, r in s.iterrows() if not math.isnan(r["latency_p50"])]
     if lat:
@@ -159,6 +167,7 @@ def verdict(data: ReportData, score: str | None) -> str:
 
 def figure(data: ReportData, score: str, x: str) -> Figure:
     """Score (with its interval) against cost per case or median latency; the Pareto front is marked."""
+    require_lab("Comparison.plot()", "matplotlib")
     from matplotlib.figure import Figure
 
     s = data.summary
@@ -167,16 +176,18 @@ def figure(data: ReportData, score: str, x: str) -> Figure:
     fig = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = fig.add_subplot()
     placed = s[s[col].notna() & s[xcol].notna()]
-    front = set(pareto(s, col, by=x))
+    front = set(pareto(s, col, by=x, key=data.key))
     for _, r in placed.iterrows():
         yerr = None
         if col != "rating":
             yerr = np.array([[r[col] - r[f"{col}_lo"]], [r[f"{col}_hi"] - r[col]]])
-        on = r["model"] in front
+        on = r[data.key] in front
         ax.errorbar([r[xcol]], [r[col]], yerr=yerr, fmt="o", capsize=4, markersize=8 if on else 6,
                     color="tab:blue" if on else "tab:gray")
-        ax.annotate(str(r["model"]), (r[xcol], r[col]), xytext=(6, 4), textcoords="offset points", fontsize=8)
-    line = placed[placed["model"].isin(front)].sort_values(xcol)
+        # parse_math=False: a "$" in a name is text, not the start of a formula that may not parse.
+        ax.annotate(str(r[data.key]), (r[xcol], r[col]), xytext=(6, 4), textcoords="offset points", fontsize=8,
+                    parse_math=False)
+    line = placed[placed[data.key].isin(front)].sort_values(xcol)
     if len(line) > 1:
         ax.plot(line[xcol], line[col], "--", color="tab:blue", linewidth=1, label="Pareto front")
         ax.legend(loc="lower right", fontsize=8)
@@ -185,11 +196,11 @@ def figure(data: ReportData, score: str, x: str) -> Figure:
         ax.set_xscale("log")  # prices span orders of magnitude; a linear axis would crush the cheap ones
     ax.set_xlabel("cost per case (USD)" if x == "cost" else "median latency (s)")
     ax.set_ylabel(score)
-    missing = sorted(set(s["model"]) - set(placed["model"]))
+    missing = sorted(set(s[data.key]) - set(placed[data.key]))
     title = f"{score} vs {'cost' if x == 'cost' else 'latency'}"
     if missing:
         title += f" (not shown, {x} or score unknown: {', '.join(missing)})"
-    ax.set_title(title, fontsize=10)
+    ax.set_title(title, fontsize=10, parse_math=False)
     ax.grid(True, alpha=0.3)
     return fig
 
@@ -210,7 +221,11 @@ def html_summary(data: ReportData) -> str:
 
 def html_page(data: ReportData, *, max_rows: int | None = 1000) -> str:
     """A standalone HTML page: verdict, summary, the chart as inline SVG, and the result rows."""
-    chart = _svg(figure(data, data.default_score, "cost")) if data.default_score is not None else ""
+    chart = ""
+    if data.default_score is not None:
+        # Without matplotlib (a runtime-only install) the page is whole but for the chart.
+        chart = (f"<p>No chart: matplotlib is not installed ({LAB_INSTALL}).</p>" if lab_missing("matplotlib")
+                 else _svg(figure(data, data.default_score, "cost")))
     shown = data.results if max_rows is None else data.results.head(max_rows)
     results = shown.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}")
     if len(shown) < len(data.results):

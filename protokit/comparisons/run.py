@@ -20,7 +20,9 @@ from protokit import cache as cache_mod
 from protokit.comparisons.comparison import Comparison
 from protokit.comparisons.plan import CompareArgs, OnResult, Plan, build_plan, same_arguments
 from protokit.comparisons.store import RunStore
+from protokit.comparisons.tables import candidate_name
 from protokit.errors import BudgetExceeded, ConfigError, ProtokitError, ScorerTypeError, safe_text
+from protokit.models import Response
 from protokit.runner import Outcome, Progress, Runner, retry_policy
 from protokit.scorers import Scorer, to_score
 from protokit.scorers._judge import Judge
@@ -37,7 +39,7 @@ class _Run:
         self.store = store
         self.on_result = on_result
         self.rows: list[dict[str, Any] | None] = [None] * len(plan.calls)
-        self.per_case = len(plan.models) * plan.samples
+        self.per_case = len(plan.candidates) * plan.samples
         self.template: dict[str, Any] = dict.fromkeys(plan.columns)
         self.sync_scorers = [s for s in plan.scorers if not s.is_async]
         self.async_scorers = [s for s in plan.scorers if s.is_async]
@@ -52,6 +54,9 @@ class _Run:
         row.update(self.plan.records[idx // self.per_case])
         call = self.plan.calls[idx]
         row["model"] = call.model.id
+        if self.plan.prompts:
+            variant = self.plan.candidate_of(idx)[1]
+            row["prompt"], row["candidate"] = variant, candidate_name(call.model.id, variant)
         row["sample"] = call.request.sample
         row["output"] = ""
         return row
@@ -63,17 +68,17 @@ class _Run:
         r = outcome.response
         if r is None:
             _fill_error(row, outcome.error)
+            answered = getattr(outcome.error, "response", None)
+            if answered is not None:  # a schema error: keep what the model said, and what it cost
+                _fill_answer(row, answered)
             self.emit(idx, row, progress)
             return
-        row.update(output=r.text, latency_s=r.latency_s, ttft_s=r.ttft_s, input_tokens=r.input_tokens,
-                   output_tokens=r.output_tokens, cost_usd=r.cost_usd, cached=r.cached,
-                   finish_reason=r.finish_reason, served_by=r.served_by, price_date=r.price_date)
-        row["secret_shaped"] = r.secret_shaped
+        _fill_answer(row, r)
         case = self.plan.records[idx // self.per_case]
         errors: list[str] = []
         for scorer in self.sync_scorers:
             try:
-                result = scorer.score(r.text, case)
+                result = scorer.score(_scored(scorer, row), case)
             except Exception as exc:  # a broken scorer marks its cell, never the run
                 errors.append(f"{scorer.name}: {type(exc).__name__}: {exc}")
                 continue
@@ -111,7 +116,7 @@ class _Run:
                             # A judge's calls cost money too: none is made once the budget is spent.
                             errors.append(f"{scorer.name}: not run (budget spent)")
                             continue
-                        result = await scorer.ascore(row["output"], case)
+                        result = await scorer.ascore(_scored(scorer, row), case)
                 except asyncio.CancelledError:
                     errors.append(f"{scorer.name}: cancelled")
                     raise
@@ -139,6 +144,23 @@ class _Run:
                     self._warned = True
                     warnings.warn(safe_text(f"on_result raised {type(exc).__name__}: {exc}; the run goes on"),
                                   RuntimeWarning, stacklevel=2)
+
+
+def _fill_answer(row: dict[str, Any], r: Response) -> None:
+    row.update(output=r.text, latency_s=r.latency_s, ttft_s=r.ttft_s, input_tokens=r.input_tokens,
+               output_tokens=r.output_tokens, cost_usd=r.cost_usd, cached=r.cached,
+               finish_reason=r.finish_reason, served_by=r.served_by, price_date=r.price_date)
+    row["secret_shaped"] = r.secret_shaped
+    if "tool_calls" in row:
+        row["tool_calls"] = r.tool_calls
+    if "parsed" in row:
+        row["parsed"] = r.parsed
+
+
+def _scored(scorer: Scorer, row: dict[str, Any]) -> Any:
+    """What a scorer scores: the answer's text, or the column it reads (``tool_calls``, ``parsed``)."""
+    reads = getattr(scorer, "reads", "output")
+    return row.get(reads) if reads != "output" else row["output"]
 
 
 def _fill_error(row: dict[str, Any], error: ProtokitError | None) -> None:
@@ -199,7 +221,7 @@ async def acompare(*args: Any, **kwargs: Any) -> Comparison:
     return Comparison(results=results, models=[m.id for m in plan.models], cases=plan.frame, prompt=a.prompt,
                       scorers=plan.scorers, score_names=plan.meta["score_names"],
                       run_id=store.run_id if store else None, options=plan.meta["options"], store=store,
-                      status=status)
+                      status=status, prompts=plan.prompts)
 
 
 @same_arguments(acompare)
@@ -213,9 +235,14 @@ def compare(*args: Any, **kwargs: Any) -> Comparison:
     ----------
     models
         pk models, ``"provider:name"`` specs or callables (passed to ``pk.model``); ids must differ.
+        One model under two settings is two candidates: ``pk.model(spec, name=..., temperature=...)``
+        each, or ``pk.sweep(spec, temperature=[0, 1])``.
     prompt
         A template with ``{column}`` placeholders, a list of chat messages whose contents are
-        templates, or a function ``case -> prompt or messages``.
+        templates, or a function ``case -> prompt or messages``. A dict ``{name: prompt}`` of such
+        prompts compares them as variants: each (model, variant) pair is a candidate, named
+        ``"model · name"`` in the results' ``candidate`` column (``prompt`` holds the variant's name),
+        the summary, the statistics and the report. With one prompt, results name the model only.
     cases
         A DataFrame, a list of dicts, or a ``.csv``/``.jsonl`` path. A ``case`` (or unique ``id``)
         column gives the case ids, else the row position does.
@@ -245,6 +272,18 @@ def compare(*args: Any, **kwargs: Any) -> Comparison:
     timeout
         Seconds for one attempt, beyond each model's own timeout; a timed-out attempt is retried
         like a 5xx (``retries=``). None: no limit but the model's.
+    tools
+        Tools every model may call: typed Python functions or JSON-schema definitions
+        ``{"name", "description", "parameters"}``, sent through each provider's tool API. The
+        results get a ``tool_calls`` column (``[{"name", "arguments"}]``); score it with
+        ``pk.scorers.tool_call``.
+    schema
+        A JSON schema (an object) or a pydantic model class the answer must match (OpenAI
+        structured outputs, Anthropic a forced tool). The results get a ``parsed`` column; an
+        answer that does not match is that cell's error ``schema`` (its text kept in ``output``).
+    run_tools, max_steps
+        ``run_tools=True`` runs the Python tools a model calls and gives it their results, at most
+        ``max_steps`` calls per case (default 5); each step is cached on its own.
     """
     return _aio.run_sync(acompare(*args, **kwargs))
 

@@ -14,6 +14,7 @@ run whose process was killed (SIGKILL, a crashed kernel, a power cut) is listed 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -132,6 +133,9 @@ def _now() -> str:
 
 
 def _default(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)  # a pydantic instance (a parsed answer)
+    if callable(dump):
+        return dump(mode="json")
     item = getattr(value, "item", None)  # numpy scalars
     if callable(item):
         return item()
@@ -293,6 +297,10 @@ def read_run(run_id: str, *, path: str | os.PathLike[str] | None = None) -> Stor
     rows = [json.loads(r) for _, r in stored]
     results = pd.DataFrame.from_records(rows, columns=columns, index=[i for i, _ in stored]) if rows \
         else pd.DataFrame(columns=columns)
+    options = json.loads(options)
+    if options.get("prompts") and prompt:  # prompt variants were stored as {name: text form}
+        with contextlib.suppress(ValueError):
+            prompt = json.loads(prompt)
     return StoredRun(run_id=full, results=results, models=json.loads(models), cases=pd.DataFrame(json.loads(cases)),
-                     prompt=prompt, score_names=json.loads(score_names), options=json.loads(options),
+                     prompt=prompt, score_names=json.loads(score_names), options=options,
                      status=_status(status, writer), scorer_info=json.loads(scorers), store=RunStore(cache, full))

@@ -17,13 +17,22 @@ import pandas as pd
 from protokit.comparisons import stats
 from protokit.errors import ConfigError
 
-__all__ = ["PairedComparison", "pair", "pareto", "per_case", "score_column", "summarize", "summarize_samples",
-           "x_column"]
+__all__ = ["CANDIDATE_SEP", "PairedComparison", "candidate_name", "pair", "pareto", "per_case", "score_column",
+           "summarize", "summarize_samples", "x_column"]
+
+# A candidate is a (model, prompt variant) pair; its name joins the two, e.g. "openai:gpt-4.1-mini · short".
+# Without prompt variants a candidate is its model, named by the model id alone.
+CANDIDATE_SEP = " · "
+
+
+def candidate_name(model: str, prompt: str | None) -> str:
+    """The name of a (model, prompt variant) candidate: the model id, then `` · `` and the variant's name."""
+    return model if prompt is None else f"{model}{CANDIDATE_SEP}{prompt}"
 
 
 @dataclass(frozen=True, kw_only=True)
 class PairedComparison(stats.PairedResult):
-    """Model ``a`` minus model ``b`` on one score, over the cases both have a score for.
+    """Candidate ``a`` minus candidate ``b`` on one score, over the cases both have a score for.
 
     ``p_value`` comes from a paired sign-flip permutation test (exact up to 16
     cases); ``low``-``high`` is a 95% bootstrap interval of the mean difference.
@@ -56,19 +65,27 @@ def _sum(values: pd.Series) -> float:
 
 
 def summarize(results: pd.DataFrame, models: Sequence[str], score_names: Sequence[str], *,
-              samples: int = 1, seed: int = 0) -> pd.DataFrame:
-    """One row per model (in the given order): counts, score means with 95% bootstrap intervals, cost."""
+              samples: int = 1, seed: int = 0, prompts: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per model (in the given order): counts, score means with 95% bootstrap intervals, cost.
+
+    With prompt variants (``prompts``), one row per candidate instead, model by model and within
+    a model variant by variant: ``candidate``, ``model`` and ``prompt`` come first.
+    """
     rows = []
-    groups = dict(iter(results.groupby("model", sort=False))) if len(results) else {}
+    key = "candidate" if prompts else "model"
+    groups = dict(iter(results.groupby(key, sort=False))) if len(results) else {}
     rated = "rating" in results and results["rating"].notna().any()
     judged = "judge_cost_usd" in results
-    for model in models:
-        g = groups.get(model, results.iloc[0:0])
+    pairs = [(m, p) for m in models for p in prompts] if prompts else [(m, None) for m in models]
+    for model, prompt in pairs:
+        name = candidate_name(model, prompt)
+        g = groups.get(name, results.iloc[0:0])
         failed = g["error"].notna()
         ok = g[~failed]
         n = len(g)
+        head: dict[str, Any] = {"candidate": name, "model": model, "prompt": prompt} if prompts else {"model": model}
         row: dict[str, Any] = {
-            "model": model, "n": n, "cases": int(g["case"].nunique()), "errors": int(failed.sum()),
+            **head, "n": n, "cases": int(g["case"].nunique()), "errors": int(failed.sum()),
             "error_rate": float(failed.mean()) if n else math.nan,
             "scorer_errors": int(g["scorer_error"].notna().sum()),
         }
@@ -102,9 +119,9 @@ def summarize(results: pd.DataFrame, models: Sequence[str], score_names: Sequenc
     return pd.DataFrame(rows)
 
 
-def summarize_samples(results: pd.DataFrame, score_names: Sequence[str]) -> pd.DataFrame:
-    """One row per case x model: samples, errors, distinct outputs, agreement (top answer's share), scores."""
-    keys = ["case", "model"]
+def summarize_samples(results: pd.DataFrame, score_names: Sequence[str], key: str = "model") -> pd.DataFrame:
+    """One row per case x model (x candidate, ``key``): samples, errors, distinct outputs, agreement, scores."""
+    keys = ["case", key]
     by = results.groupby(keys, sort=False)
     out = by.size().rename("samples").to_frame()
     out["errors"] = by["error"].count()
@@ -117,7 +134,7 @@ def summarize_samples(results: pd.DataFrame, score_names: Sequence[str]) -> pd.D
     out["distinct_outputs"] = out["distinct_outputs"].fillna(0).astype(int)
     for name in score_names:
         out[f"score_{name}"] = pd.to_numeric(results[f"score_{name}"], errors="coerce").groupby(
-            [results["case"], results["model"]], sort=False).mean()
+            [results["case"], results[key]], sort=False).mean()
     return out.reset_index()
 
 
@@ -126,16 +143,16 @@ def score_column(score: str, score_names: Sequence[str]) -> str:
     return "rating" if score == "rating" and score not in score_names else f"score_{score}"
 
 
-def per_case(results: pd.DataFrame, model: str, column: str) -> pd.Series:
-    """A model's value of ``column`` per case (the mean over samples), indexed by case id."""
-    rows = results[results["model"] == model]
+def per_case(results: pd.DataFrame, model: str, column: str, key: str = "model") -> pd.Series:
+    """A model's (or candidate's, ``key="candidate"``) value of ``column`` per case, the mean over samples."""
+    rows = results[results[key] == model]
     col = pd.to_numeric(rows[column], errors="coerce")
     return col.groupby(rows["case"], sort=False).mean()
 
 
-def pair(results: pd.DataFrame, a: str, b: str, score: str, column: str) -> PairedComparison:
-    """Model ``a`` minus model ``b`` on ``column`` (score ``score``) over the cases both have a value for."""
-    sa, sb = per_case(results, a, column), per_case(results, b, column)
+def pair(results: pd.DataFrame, a: str, b: str, score: str, column: str, key: str = "model") -> PairedComparison:
+    """Candidate ``a`` minus ``b`` on ``column`` (score ``score``) over the cases both have a value for."""
+    sa, sb = per_case(results, a, column, key), per_case(results, b, column, key)
     joined = pd.concat([sa.rename("a"), sb.rename("b")], axis=1, join="inner").dropna()
     r = stats.paired_difference(joined["a"].to_numpy(), joined["b"].to_numpy())
     return PairedComparison(**dataclasses.asdict(r), a=a, b=b, score=score)
@@ -150,8 +167,8 @@ def x_column(by: str) -> str:
     raise ConfigError(f"by/x must be 'cost' or 'latency', got {by!r}")
 
 
-def pareto(summary: pd.DataFrame, column: str, by: str = "cost") -> list[str]:
-    """Models that no other model beats on both ``column`` and cost (or latency), cheapest first."""
+def pareto(summary: pd.DataFrame, column: str, by: str = "cost", key: str = "model") -> list[str]:
+    """Models (candidates) that no other beats on both ``column`` and cost (or latency), cheapest first."""
     xcol = x_column(by)
     return stats.pareto_front([(m, float(q), float(x)) for m, q, x in
-                               zip(summary["model"], summary[column], summary[xcol], strict=True)])
+                               zip(summary[key], summary[column], summary[xcol], strict=True)])

@@ -8,6 +8,7 @@ from protokit.models.base import AsyncStream, Model, Request, Response, Stream, 
 from protokit.models.fallback import FallbackModel, fallback
 from protokit.models.prices import get_price, set_price
 from protokit.models.registry import get_provider, providers, register
+from protokit.models.sweep import sweep
 
 __all__ = [
     "AsyncStream",
@@ -24,6 +25,7 @@ __all__ = [
     "providers",
     "register",
     "set_price",
+    "sweep",
 ]
 
 

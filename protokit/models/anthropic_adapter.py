@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import anthropic
 
-from protokit.errors import ContentFilterError, MissingKeyError
+from protokit.errors import ConfigError, ContentFilterError, MissingKeyError
 from protokit.models._clients import ServerModel, client_for
 from protokit.models.base import Request, Usage
 from protokit.models.env import PROVIDER_ENV
+from protokit.models.structured import schema_name
 
 __all__ = ["AnthropicModel"]
 
@@ -29,8 +31,8 @@ class AnthropicModel(ServerModel):
     provider = "anthropic"
     key_env_var = PROVIDER_ENV["anthropic"].key
     base_url_env_var = PROVIDER_ENV["anthropic"].base_url
-    # The Messages API has no seed or response_format; top_k is its own.
-    options = frozenset({"temperature", "max_tokens", "top_p", "top_k", "stop"})
+    # The Messages API has no seed or response_format (schema= is asked as a forced tool); top_k is its own.
+    options = frozenset({"temperature", "max_tokens", "top_p", "top_k", "stop", "tools", "schema"})
 
     def _client(self) -> anthropic.AsyncAnthropic:
         base_url, key = self._server(), self._key()
@@ -46,13 +48,27 @@ class AnthropicModel(ServerModel):
         system = [m["content"] for m in request.messages if m["role"] == "system"]
         params: dict[str, Any] = {
             "model": self.name,
-            "messages": [m for m in request.messages if m["role"] != "system"],
+            "messages": _wire([m for m in request.messages if m["role"] != "system"]),
             "max_tokens": DEFAULT_MAX_TOKENS,
         }
         if system:
             params["system"] = "\n\n".join(system)
         extra: dict[str, Any] = {}
+        tools = [_tool(d) for d in request.options.get("tools") or ()]
+        forced = _forced(request)
+        if forced is not None:
+            if any(t["name"] == forced for t in tools):
+                raise ConfigError(f"{self.id}: a tool is named {forced!r} like the schema; rename one (its title)")
+            # Structured output as a forced tool: its input is the answer. With other tools beside it
+            # the model must call one of them ("any"): the schema's one to answer.
+            tools.append({"name": forced, "description": "Give the answer: its input is the answer.",
+                          "input_schema": request.options["schema"]})
+            params["tool_choice"] = {"type": "tool", "name": forced} if len(tools) == 1 else {"type": "any"}
+        if tools:
+            params["tools"] = tools
         for key, value in request.options.items():
+            if key in ("tools", "schema"):
+                continue
             if key == "stop":
                 params["stop_sequences"] = [value] if isinstance(value, str) else list(value)
             elif key in _SDK_PARAMS:
@@ -67,21 +83,91 @@ class AnthropicModel(ServerModel):
         """One Messages call; yields the text (chunk by chunk when streaming)."""
         client = self._client()
         params = self._params(request)
+        forced = _forced(request)
         with self._sdk_errors(anthropic, "api.anthropic.com"):
             if request.stream:
+                answer: set[int] = set()  # blocks of the forced tool: their JSON is the answer's text
+                sent = False
                 async with client.messages.stream(**params) as stream:
-                    async for text in stream.text_stream:
-                        yield text
+                    async for event in stream:
+                        if event.type == "content_block_start" and getattr(event.content_block, "name", None) \
+                                == forced and event.content_block.type == "tool_use":
+                            answer.add(event.index)
+                        elif event.type == "content_block_delta":
+                            delta = event.delta
+                            if delta.type == "text_delta" and forced is None:
+                                sent = True
+                                yield delta.text
+                            elif delta.type == "input_json_delta" and event.index in answer and delta.partial_json:
+                                sent = True
+                                yield delta.partial_json
                     message = await stream.get_final_message()
                 _read(message, usage)
+                text, usage.tool_calls = _content(message.content, forced)
+                if not sent and text:  # schema= was asked and the model answered in prose
+                    yield text
             else:
                 message = await client.messages.create(**params)
                 _read(message, usage)
                 usage.raw = message
-                yield "".join(getattr(block, "text", "") for block in message.content)
+                text, usage.tool_calls = _content(message.content, forced)
+                yield text
             if usage.finish_reason == "refusal":
                 raise ContentFilterError(f"{self.id}: the model refused on content grounds; rephrase the prompt",
                                          model=self.id)
+
+
+def _forced(request: Request) -> str | None:
+    """The name of the tool that carries a schema= answer, or None without a schema."""
+    schema = request.options.get("schema")
+    return schema_name(schema) if schema is not None else None
+
+
+def _tool(definition: Mapping[str, Any]) -> dict[str, Any]:
+    """A tool definition as the Messages API takes it."""
+    tool = {"name": definition["name"], "input_schema": definition["parameters"]}
+    if definition.get("description"):
+        tool["description"] = definition["description"]
+    return tool
+
+
+def _content(blocks: Sequence[Any], forced: str | None) -> tuple[str, list[dict[str, Any]]]:
+    """(the answer's text, the tool calls) of a message; a forced schema tool's input is the text."""
+    texts: list[str] = []
+    calls: list[dict[str, Any]] = []
+    answer: str | None = None
+    for block in blocks:
+        kind = getattr(block, "type", None)
+        if kind == "text":
+            texts.append(block.text)
+        elif kind == "tool_use":
+            if forced is not None and block.name == forced and answer is None:
+                answer = json.dumps(block.input, ensure_ascii=False)
+            else:
+                calls.append({"name": block.name, "arguments": dict(block.input or {})})
+    return ("".join(texts) if answer is None else answer), calls
+
+
+def _wire(messages: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """Messages as the Messages API takes them: a tool loop's calls as tool_use blocks, results as tool_result."""
+    out: list[Mapping[str, Any]] = []
+    for m in messages:
+        if m["role"] == "tool":
+            block = {"type": "tool_result", "tool_use_id": m["tool_call_id"], "content": m["content"]}
+            last = out[-1] if out else None
+            if last is not None and last.get("role") == "user" and isinstance(last.get("content"), list) \
+                    and all(b.get("type") == "tool_result" for b in last["content"]):
+                last["content"].append(block)  # results of one turn's calls go back in one user message
+            else:
+                out.append({"role": "user", "content": [block]})
+        elif m["role"] == "assistant" and m.get("tool_calls"):
+            blocks: list[dict[str, Any]] = [{"type": "text", "text": m["content"]}] if m["content"] else []
+            blocks += [{"type": "tool_use", "id": c["id"], "name": c["name"], "input": c["arguments"]}
+                       for c in m["tool_calls"]]
+            out.append({"role": "assistant", "content": blocks})
+        else:
+            out.append(m)
+    return out
 
 
 def _read(message: Any, usage: Usage) -> None:

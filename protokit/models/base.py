@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from protokit import _aio
-from protokit.errors import ConfigError
-from protokit.models import prices
+from protokit.errors import ConfigError, SchemaError
+from protokit.models import prices, structured
+from protokit.models import tools as tool_defs
 from protokit.secrets import looks_like_key
 
 __all__ = [
@@ -41,7 +42,9 @@ __all__ = [
     "use_pipeline",
 ]
 
-Message = dict[str, str]
+# {"role", "content"}; inside a tool loop an assistant message may carry "tool_calls" and a
+# "tool" message "tool_call_id" and "name" (see protokit.models.tools).
+Message = dict[str, Any]
 Prompt = str | Sequence[Mapping[str, Any]]
 
 # Option name -> (accepted types, check, what a valid value looks like).
@@ -55,7 +58,10 @@ _OPTION_RULES: dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]] = 
     "seed": ((int,), lambda v: True, "an integer"),
     "response_format": ((dict, str), lambda v: True, 'a dict such as {"type": "json_object"} or "json"'),
 }
-COMMON_OPTIONS = frozenset({"temperature", "max_tokens", "top_p", "stop", "seed", "response_format"})
+# tools and schema are checked and turned into JSON by check_options (protokit.models.tools, .structured).
+COMMON_OPTIONS = frozenset({"temperature", "max_tokens", "top_p", "stop", "seed", "response_format", "tools",
+                            "schema"})
+DEFAULT_MAX_STEPS = 5
 
 
 @dataclass(frozen=True)
@@ -68,6 +74,11 @@ class Request:
     options: Mapping[str, Any]
     sample: int = 0
     stream: bool = False
+    # Outside the key: the Python side of tools= and schema= (their JSON forms are in options) and
+    # how many model calls a tool loop may make (1: no loop; see protokit.models.tools.run_tools).
+    functions: Mapping[str, Callable[..., Any]] = field(default_factory=dict, compare=False, repr=False)
+    schema_class: type | None = field(default=None, compare=False, repr=False)
+    max_steps: int = field(default=1, compare=False)
 
     def key_dict(self) -> dict[str, Any]:
         """The part of the request that identifies it (no base_url, no keys, no stream flag)."""
@@ -91,6 +102,7 @@ class Usage:
     finish_reason: str | None = None
     provider_model: str | None = None
     raw: Any = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -114,14 +126,20 @@ class Response:
     secret_shaped: bool = False  # the answer looks like a live key (kept verbatim; see protokit.cache)
     served_by: str | None = None
     price_date: str | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)  # [{"name": str, "arguments": dict}]
+    parsed: Any = None  # the answer checked against schema=: a dict, or an instance of the pydantic class
     raw: Any = field(default=None, repr=False, compare=False)
 
     def __str__(self) -> str:
         return self.text
 
     def entry(self) -> dict[str, Any]:
-        """What the cache stores for this response (never the raw object or any key)."""
-        return {
+        """What the cache stores for this response (never the raw object or any key).
+
+        ``tool_calls`` only when there are some (so entries without tools stay as they were);
+        ``parsed`` never: it is checked again from the text on replay, giving the same value or error.
+        """
+        entry: dict[str, Any] = {
             "text": self.text,
             "model": self.provider_model,
             "input_tokens": self.input_tokens,
@@ -135,6 +153,9 @@ class Response:
             "price_date": self.price_date,
             "secret_shaped": self.secret_shaped,  # the cache keeps it only when true
         }
+        if self.tool_calls:
+            entry["tool_calls"] = [{"name": c["name"], "arguments": c["arguments"]} for c in self.tool_calls]
+        return entry
 
     @classmethod
     def from_entry(cls, model_id: str, entry: Mapping[str, Any], *, sample: int, key: str) -> Response:
@@ -157,6 +178,7 @@ class Response:
             secret_shaped=bool(entry.get("secret_shaped")),
             served_by=model_id,
             price_date=entry.get("price_date"),
+            tool_calls=[{"name": c["name"], "arguments": dict(c["arguments"])} for c in entry.get("tool_calls") or ()],
         )
 
 
@@ -168,7 +190,9 @@ Pipeline = Callable[["Model", Request, "Callable[[str], None] | None"], Coroutin
 
 
 async def _direct(model: Model, request: Request, on_chunk: Callable[[str], None] | None) -> Response:
-    return await model.call(request, on_chunk)
+    if request.max_steps > 1:
+        return await tool_defs.run_tools(model, request, lambda step: _direct(model, step, on_chunk))
+    return model.finish(request, await model.call(request, on_chunk))
 
 
 _pipeline: Pipeline = _direct
@@ -254,6 +278,8 @@ class Model:
         label: str | None = None,
         price: Mapping[str, float] | None = None,
         timeout: float | None = 60.0,
+        run_tools: bool = False,
+        max_steps: int | None = None,
         **options: Any,
     ) -> None:
         if not isinstance(name, str) or not name.strip():
@@ -264,6 +290,8 @@ class Model:
         self.label = label
         self.timeout = timeout
         self.defaults = self.check_options(options)
+        self._bound = _bindings(options)
+        self._max_steps = _steps(run_tools, max_steps, self.id)
         # A price given here belongs to this model object only, never to the global table.
         self.price = prices.check_price(self.spec, dict(price)) if price is not None else None
 
@@ -319,6 +347,12 @@ class Model:
             if key not in self.options:
                 known = ", ".join(sorted(self.options))
                 raise ConfigError(f"unknown option {key!r} for {self.id}; known options: {known}")
+            if key == "tools":  # JSON definitions here; the functions ride beside the request
+                checked[key] = tool_defs.check_tools(value)[0]
+                continue
+            if key == "schema":  # the JSON schema here; a pydantic class rides beside the request
+                checked[key] = structured.check_schema(value)[0]
+                continue
             types, ok, shape = _OPTION_RULES.get(key, ((object,), lambda v: True, "a value"))
             if isinstance(value, bool) or not isinstance(value, types) or not ok(value):
                 raise ConfigError(f"option {key}={value!r} for {self.id} must be {shape}")
@@ -326,12 +360,47 @@ class Model:
         return checked
 
     def request(self, prompt: Prompt, *, system: str | None = None, sample: int = 0,
-                stream: bool = False, **options: Any) -> Request:
-        """Build the Request for a prompt: messages normalized, options merged and validated."""
+                stream: bool = False, run_tools: bool | None = None, max_steps: int | None = None,
+                **options: Any) -> Request:
+        """Build the Request for a prompt: messages normalized, options merged and validated.
+
+        ``tools=`` and ``schema=`` given here replace the model's own; ``run_tools=True`` (with
+        ``max_steps``) runs the Python tools the model calls and asks it again, at most that many calls.
+        """
         if not isinstance(sample, int) or sample < 0:
             raise ConfigError(f"sample must be a non-negative integer, got {sample!r}")
         merged = {**self.defaults, **self.check_options(options)}
-        return Request(self.provider, self.name, normalize_messages(prompt, system), merged, sample, stream)
+        functions, schema_class = self._bound
+        given = _bindings(options)
+        if options.get("tools") is not None:
+            functions = given[0]
+        if options.get("schema") is not None:
+            schema_class = given[1]
+        if "schema" in merged and "response_format" in merged:
+            raise ConfigError(f"{self.id}: schema= and response_format= both ask for the answer's form; use one")
+        steps = self._max_steps if run_tools is None and max_steps is None else \
+            _steps(run_tools if run_tools is not None else self._max_steps > 1, max_steps, self.id)
+        if steps > 1 and not functions:
+            raise ConfigError(f"{self.id}: run_tools=True needs Python functions in tools= (JSON definitions "
+                              "cannot be run)")
+        return Request(self.provider, self.name, normalize_messages(prompt, system), merged, sample, stream,
+                       functions=functions, schema_class=schema_class, max_steps=steps)
+
+    def finish(self, request: Request, response: Response) -> Response:
+        """Check the answer against the request's ``schema=`` and set ``parsed``; SchemaError when it does not match.
+
+        Called on every answer, live or replayed, after the cache (the answer is recorded either way).
+        An answer that is only tool calls (the model asked for a tool first) is not checked.
+        """
+        schema = request.options.get("schema")
+        if schema is None or (response.tool_calls and not response.text.strip()):
+            return response
+        try:
+            response.parsed = structured.parse_answer(response.text, schema, request.schema_class, self.id)
+        except SchemaError as exc:
+            exc.response = response
+            raise
+        return response
 
     # -- the one method a provider implements -----------------------------------
     def execute(self, request: Request, usage: Usage) -> AsyncIterator[str]:
@@ -370,6 +439,7 @@ class Model:
             secret_shaped=looks_like_key(text),
             served_by=self.id,
             price_date=price_date,
+            tool_calls=usage.tool_calls,
             raw=usage.raw,
         )
 
@@ -396,6 +466,26 @@ class Model:
                **options: Any) -> Stream:
         """Stream the answer's text chunks; ``.response`` is set once the stream is exhausted."""
         return Stream(self.astream(prompt, system=system, sample=sample, **options))
+
+
+def _bindings(options: Mapping[str, Any]) -> tuple[dict[str, Callable[..., Any]], type | None]:
+    """The Python side of ``tools=`` and ``schema=``: {name: function} and the pydantic class (or None)."""
+    tools, schema = options.get("tools"), options.get("schema")
+    functions = tool_defs.check_tools(tools)[1] if tools is not None else {}
+    return functions, structured.check_schema(schema)[1] if schema is not None else None
+
+
+def _steps(run_tools: Any, max_steps: Any, model_id: str) -> int:
+    """How many model calls one request may take: 1 without ``run_tools``, else ``max_steps`` (default 5)."""
+    if not isinstance(run_tools, bool):
+        raise ConfigError(f"run_tools for {model_id} must be True or False, got {run_tools!r}")
+    if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1):
+        raise ConfigError(f"max_steps for {model_id} must be a positive integer, got {max_steps!r}")
+    if not run_tools:
+        if max_steps is not None:
+            raise ConfigError(f"max_steps= bounds run_tools=True for {model_id}; add run_tools=True")
+        return 1
+    return max_steps if max_steps is not None else DEFAULT_MAX_STEPS
 
 
 class AsyncStream:

@@ -9,6 +9,7 @@ from typing import Any
 
 from protokit.errors import ConfigError, ServerError
 from protokit.models.base import Model, Request, Usage
+from protokit.models.tools import tool_calls_from
 
 __all__ = ["CallableModel"]
 
@@ -47,7 +48,7 @@ class CallableModel(Model):
         return kwargs
 
     async def execute(self, request: Request, usage: Usage) -> AsyncIterator[str]:
-        """Call the function with the last user message; a dict result may carry token counts."""
+        """Call the function with the last user message; a dict result may carry token counts and tool calls."""
         prompt = next((m["content"] for m in reversed(request.messages) if m["role"] == "user"), "")
         try:
             if inspect.iscoroutinefunction(self.fn):
@@ -61,6 +62,8 @@ class CallableModel(Model):
         if isinstance(result, Mapping):
             usage.input_tokens = result.get("input_tokens")
             usage.output_tokens = result.get("output_tokens")
+            if result.get("tool_calls"):
+                usage.tool_calls = tool_calls_from(result["tool_calls"], self.id)
             result = result.get("text", "")
         if not isinstance(result, str):
             raise ConfigError(f"{self.id} returned {type(result).__name__}; a model function must return str")

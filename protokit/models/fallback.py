@@ -9,6 +9,8 @@ recorded answer counts as failed and the next is tried.
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -17,6 +19,8 @@ from protokit.models import base
 from protokit.models.base import Model, Request, Response
 
 __all__ = ["FallbackModel", "fallback"]
+
+_log = logging.getLogger(__name__)
 
 
 class FallbackModel(Model):
@@ -54,15 +58,23 @@ class FallbackModel(Model):
         # Errors stay local to this call: concurrent calls of one FallbackModel share nothing.
         failures: list[str] = []
         last: Exception | None = None
-        for model in self.models:
+        for position, model in enumerate(self.models, start=1):
             options = {k: v for k, v in request.options.items() if k in model.options}
             inner = model.request(list(request.messages), sample=request.sample, stream=request.stream, **options)
+            if request.schema_class is not None:  # schema= as a pydantic class rides outside the options
+                inner = dataclasses.replace(inner, schema_class=request.schema_class)
             try:
                 return await base.run_pipeline(model, inner, on_chunk)
             except (ProviderError, CacheMiss, MissingKeyError) as exc:
                 # A missing key or an unrecorded answer means this provider cannot answer here: try the next.
-                failures.append(f"{model.id}: {getattr(exc, 'kind', type(exc).__name__)}")
+                kind = getattr(exc, "kind", type(exc).__name__)
+                failures.append(f"{model.id}: {kind}")
                 last = exc
+                if position < len(self.models):
+                    _log.warning("fallback: %s failed with %s; trying %s next (%s)", model.id, kind,
+                                 self.models[position].id, self.id)
+                else:
+                    _log.warning("fallback: %s failed with %s; every member of %s failed", model.id, kind, self.id)
         assert last is not None
         summary = f"every model of {self.id} failed ({'; '.join(failures)}); last: {last}"
         if isinstance(last, ProviderError):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import openai
@@ -11,6 +12,8 @@ from protokit.errors import ContentFilterError, MissingKeyError, ServerError
 from protokit.models._clients import ServerModel, client_for
 from protokit.models.base import Request, Usage
 from protokit.models.env import PROVIDER_ENV
+from protokit.models.structured import schema_name, strict_schema
+from protokit.models.tools import arguments_from_json
 
 __all__ = ["OpenAIModel"]
 
@@ -36,10 +39,15 @@ class OpenAIModel(ServerModel):
         )
 
     def _params(self, request: Request) -> dict[str, Any]:
-        params: dict[str, Any] = {"model": self.name, "messages": list(request.messages)}
+        params: dict[str, Any] = {"model": self.name, "messages": [_wire(m) for m in request.messages]}
         for key, value in request.options.items():
             if key == "response_format" and isinstance(value, str):
                 value = {"type": "json_object" if value == "json" else value}
+            if key == "tools":  # function tools, the native way
+                value = [{"type": "function", "function": _function(d)} for d in value]
+            if key == "schema":  # structured outputs: strict json_schema
+                key, value = "response_format", {"type": "json_schema", "json_schema": {
+                    "name": schema_name(value), "schema": strict_schema(value), "strict": True}}
             params[key] = value
         return params
 
@@ -51,6 +59,7 @@ class OpenAIModel(ServerModel):
             if request.stream:
                 stream = await client.chat.completions.create(
                     **params, stream=True, stream_options={"include_usage": True})
+                calls: dict[int, tuple[list[str], list[str]]] = {}  # index -> (name pieces, argument pieces)
                 async for chunk in stream:
                     if chunk.usage is not None:
                         _read_usage(chunk.usage, usage)
@@ -60,7 +69,14 @@ class OpenAIModel(ServerModel):
                             usage.finish_reason = choice.finish_reason
                         if choice.delta and choice.delta.content:
                             yield choice.delta.content
+                        for tc in (choice.delta.tool_calls if choice.delta else None) or ():
+                            names, args = calls.setdefault(tc.index, ([], []))
+                            if tc.function is not None:
+                                names.append(tc.function.name or "")
+                                args.append(tc.function.arguments or "")
                     usage.provider_model = chunk.model or usage.provider_model
+                usage.tool_calls = [{"name": "".join(names), "arguments": arguments_from_json("".join(args))}
+                                    for _, (names, args) in sorted(calls.items()) if "".join(names)]
             else:
                 completion = await client.chat.completions.create(**params)
                 usage.raw = completion
@@ -75,7 +91,26 @@ class OpenAIModel(ServerModel):
                     raise ContentFilterError(
                         f"{self.id}: the answer was withheld by the content filter; rephrase the prompt",
                         model=self.id)
+                usage.tool_calls = [{"name": tc.function.name, "arguments": arguments_from_json(tc.function.arguments)}
+                                    for tc in choice.message.tool_calls or () if getattr(tc, "function", None)]
                 yield choice.message.content or ""
+
+
+def _function(definition: Mapping[str, Any]) -> dict[str, Any]:
+    """A tool definition as chat.completions takes it (no empty description)."""
+    return {k: v for k, v in definition.items() if k != "description" or v}
+
+
+def _wire(message: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A message as chat.completions takes it: a tool loop's calls and results in OpenAI's shape."""
+    if message["role"] == "tool":
+        return {"role": "tool", "tool_call_id": message["tool_call_id"], "content": message["content"]}
+    if message["role"] == "assistant" and message.get("tool_calls"):
+        return {"role": "assistant", "content": message["content"] or None, "tool_calls": [
+            {"id": c["id"], "type": "function",
+             "function": {"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)}}
+            for c in message["tool_calls"]]}
+    return message
 
 
 def _read_usage(u: Any, usage: Usage) -> None:

@@ -35,10 +35,14 @@ _overrides: dict[str, dict[str, float]] = {}
 _warned: set[str] = set()
 
 
-@cache
 def _table() -> dict[str, Any]:
+    # Read per call, loaded once per value: PROTOKIT_PRICES set after import (in a notebook, a test) counts.
+    return _load(os.environ.get("PROTOKIT_PRICES") or None)
+
+
+@cache
+def _load(extra: str | None) -> dict[str, Any]:
     data: dict[str, Any] = json.loads(resources.files(__package__).joinpath("prices.json").read_text())
-    extra = os.environ.get("PROTOKIT_PRICES")
     if extra:
         try:
             with open(extra, encoding="utf-8") as fh:

@@ -7,14 +7,17 @@ means editing protokit. :func:`register` does the same from code.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import importlib
+from collections.abc import Iterator, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
 from protokit.errors import ConfigError
 from protokit.models.base import Model
 
-__all__ = ["ENTRY_POINT_GROUP", "get_provider", "providers", "register"]
+__all__ = ["ENTRY_POINT_GROUP", "get_provider", "providers", "register", "substituted"]
 
 ENTRY_POINT_GROUP = "protokit.providers"
 _registered: dict[str, type[Model]] = {}
@@ -75,6 +78,29 @@ def get_provider(name: str) -> type[Model]:
     return cls
 
 
+_substitutes: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar("protokit_substitutes",
+                                                                                      default=None)
+
+
+@contextlib.contextmanager
+def substituted(replacements: Mapping[str, str]) -> Iterator[None]:
+    """Inside the block, a model asked for as ``"provider:name"`` OLD is built as NEW instead.
+
+    ``{"openai:gpt-4.1-mini": "anthropic:claude-haiku-4-5"}`` swaps one model; the key ``"*"``
+    swaps every model asked for by name. ``protokit drift --model`` tries a replacement on a
+    promoted module this way, without editing it. Models built before the block are unchanged.
+    """
+    for old, new in replacements.items():
+        if not isinstance(new, str) or ":" not in new or (old != "*" and ":" not in old):
+            raise ConfigError(f"a replacement model must be 'provider:name' for 'provider:name' (or '*'), "
+                              f"got {old!r} -> {new!r}")
+    token = _substitutes.set({**(_substitutes.get() or {}), **replacements})
+    try:
+        yield
+    finally:
+        _substitutes.reset(token)
+
+
 def create(spec: Any, **kwargs: Any) -> Model:
     """Build a Model from ``provider:name``, a callable or an existing Model."""
     from protokit.models.callable_adapter import CallableModel
@@ -90,6 +116,9 @@ def create(spec: Any, **kwargs: Any) -> Model:
             f"model spec {spec!r:.60} should look like 'provider:name' (e.g. 'openai:gpt-4.1-mini'); "
             f"known providers: {', '.join(providers())}"
         )
+    subs = _substitutes.get()
+    if subs:
+        spec = subs.get(spec, subs.get("*", spec))
     provider, _, name = spec.partition(":")
     # name= labels this candidate ("mini-hot"); the provider is still asked for `name`.
     label = kwargs.pop("name", None)

@@ -5,7 +5,9 @@
 >>> report.ok, [str(f) for f in report.findings]
 >>> run_notebook("triage.ipynb", {"n_cases": 5}, output_path="out.ipynb")
 
-Submodules load on first use: papermill and nbclient only when a notebook runs. No
+Submodules load on first use: papermill and nbclient only when a notebook runs, and
+``pk.output`` and the parameter checks (what a promoted module uses) need none of the
+notebook extra (``pip install 'protokit[lab]'``), which the others ask for by name. No
 submodule is named ``validate``, so ``protokit.notebook.validate`` is always the function
 (the gate's, from :mod:`protokit.notebook.gate`), whichever import path callers use.
 """
@@ -14,6 +16,8 @@ from __future__ import annotations
 
 import importlib
 from typing import TYPE_CHECKING, Any
+
+from protokit._extras import NOTEBOOK, require_lab
 
 if TYPE_CHECKING:  # the names below load lazily at run time
     from protokit.notebook.execute import load_runs, run_notebook
@@ -46,10 +50,16 @@ _LAZY = {
 }
 
 
+# Modules that run or read notebooks need the notebook extra; outputs and params need only the runtime.
+_NEEDS_LAB = {"protokit.notebook.execute", "protokit.notebook.gate"}
+
+
 def __getattr__(name: str) -> Any:
     module_name = _LAZY.get(name)
     if module_name is None:
         raise AttributeError(f"module 'protokit.notebook' has no attribute {name!r}")
+    if module_name in _NEEDS_LAB:
+        require_lab(f"protokit.notebook.{name}", *NOTEBOOK)
     value = getattr(importlib.import_module(module_name), name)
     globals()[name] = value
     return value

@@ -60,6 +60,7 @@ class Execution:
     injected_index: int | None
     seconds: float
     inserted: bool = False
+    exited_at: int | None = None  # the source cell that called sys.exit(0) (allowed by exit_ok), if any
 
     def original_index(self, index: int) -> int:
         """The source notebook's index of an executed cell (a newly injected cell shifts them)."""
@@ -120,11 +121,14 @@ def _quiet_papermill() -> Iterator[None]:
 
 def execute(path: str | os.PathLike[str], nb: NotebookNode, parameters: Mapping[str, Any] | None = None, *,
             cache_mode: str | None = None, offline: bool = False, timeout: float = 600.0,
-            keep_failed: str | os.PathLike[str] | None = None) -> Execution:
+            keep_failed: str | os.PathLike[str] | None = None, exit_ok: bool = False) -> Execution:
     """Run a notebook top to bottom in a fresh kernel (papermill); NotebookError names a failing cell.
 
     With ``keep_failed``, a run that fails leaves the executed notebook there (papermill's, with
     its error marker and the traceback in the failing cell), so the failure can be read in Jupyter.
+    papermill lets ``sys.exit(0)``, ``sys.exit()`` and ``raise SystemExit`` pass and runs no cell
+    after them: with ``exit_ok`` (``protokit run``) so does this; without (the gate) it is an error,
+    since a promoted module must not exit the interpreter that imports it.
     """
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -171,14 +175,32 @@ def execute(path: str | os.PathLike[str], nb: NotebookNode, parameters: Mapping[
     except Exception as exc:  # dead kernel, timeout, kernel that cannot start
         detail = _first(str(exc)) or "no message"
         raise fail(current[0], f"did not finish: {type(exc).__name__}: {detail}{_kept(keep_failed)}") from None
-    # papermill lets sys.exit(0) pass and stops there: a module must not exit, so it is an error.
+    # papermill raised for every other error output; what is left is a clean exit (sys.exit(0)).
+    exited_at: int | None = None
     for i, cell in enumerate(executed.cells):
         for out in cell.get("outputs", []):
-            if out.get("output_type") == "error":
-                note = " (a module must not exit the interpreter)" if out.get("ename") == "SystemExit" else ""
-                raise fail(i, _raised(str(out.get("ename")), out.get("evalue", "")) + note + _kept(keep_failed))
-    return Execution(executed, run_id, _keys_for_run(cache_path, run_id), injected,
-                     time.perf_counter() - start, inserted)
+            if out.get("output_type") != "error":
+                continue
+            if out.get("ename") == "SystemExit" and str(out.get("evalue", "")) in _CLEAN_EXITS and exit_ok:
+                exited_at = i
+                break
+            if out.get("ename") == "SystemExit":
+                code = str(out.get("evalue", "")) or "with no code"
+                raise fail(i, f"exits (SystemExit {code}): papermill and `protokit run` stop there without an "
+                              "error, but a promoted module must not exit the interpreter that imports it; raise "
+                              f"an exception instead{_kept(keep_failed)}")
+            raise fail(i, _raised(str(out.get("ename")), out.get("evalue", "")) + _kept(keep_failed))
+        if exited_at is not None:
+            break
+    run = Execution(executed, run_id, _keys_for_run(cache_path, run_id), injected,
+                    time.perf_counter() - start, inserted)
+    if exited_at is not None:
+        run.exited_at = run.original_index(exited_at)
+    return run
+
+
+# papermill's rule (execute.raise_for_execution_errors): SystemExit with no code or code 0 is no error.
+_CLEAN_EXITS = ("", "0")
 
 
 def _raised(ename: str, evalue: Any) -> str:
@@ -266,7 +288,7 @@ def run_notebook(path: str | os.PathLike[str], parameters: Mapping[str, Any] | N
     failed = _failed_path(nb_path, output_path)
     failed.unlink(missing_ok=True)  # a failure notebook from an earlier run must not be mistaken for this one's
     try:
-        run = execute(nb_path, nb, bound, cache_mode=cache_mode, keep_failed=failed)
+        run = execute(nb_path, nb, bound, cache_mode=cache_mode, keep_failed=failed, exit_ok=True)
     except NotebookError:
         if output_path is None and failed.exists():
             os.chmod(failed, 0o600)  # under .protokit/: private like everything there
@@ -285,6 +307,8 @@ def run_notebook(path: str | os.PathLike[str], parameters: Mapping[str, Any] | N
         "cache_mode": cache_mode or os.environ.get("PROTOKIT_CACHE_MODE") or "auto",
         "executed_at": _now(),
     }
+    if run.exited_at is not None:  # sys.exit(0) there: the cells after it did not run, as under papermill
+        run.nb.metadata["protokit"]["exited_at"] = run.exited_at
     private = output_path is None
     if output_path is None:  # under .protokit/: private like everything there (a -o path keeps the umask)
         tag = hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:8]

@@ -188,6 +188,11 @@ def _check_stored(report: Report, nb: NotebookNode) -> None:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error" and is_exported(cell):
                 value = _one_line(redact(str(out.get("evalue", ""))))  # redacted before it is shortened
+                if out.get("ename") == "SystemExit":  # papermill and `protokit run` let sys.exit(0) pass
+                    report.add("error", "exit", f"exited (SystemExit {value or 'with no code'}) when last run: a "
+                               "promoted module must not exit the interpreter that imports it",
+                               "raise an exception instead of calling sys.exit", i)
+                    break
                 raised = f"raised {out.get('ename')}: {value}" if value else f"raised {out.get('ename')} (no message)"
                 report.add("error", "errors", f"{raised} when last run",
                            "fix the cell so the notebook runs top to bottom without errors", i)
@@ -366,7 +371,8 @@ def _diff_outputs(stored: list[Any], fresh: list[Any]) -> str | None:
                 elif x.get("name") != y.get("name"):
                     d = f"pk.output {x.get('name')!r} stored, {y.get('name')!r} now"
                 else:
-                    d = diff_values(x.get("value"), y.get("value"), f"pk.output {x.get('name')!r}")
+                    d = diff_values(x.get("value"), y.get("value"), f"pk.output {x.get('name')!r}",
+                                    x.get("tolerance"))
                 if d:
                     return d
             elif x != y:

@@ -7,7 +7,8 @@ timings, progress bars, uuids) run before any ``--nbval-sanitize-with`` file's;
 ``pk.output`` values compare by value (floats within rel 1e-6, frames via
 pandas.testing) rather than as text; stderr (warnings, logs) is not compared;
 and a cell ending in ``;`` shows no value, as in Jupyter. Nothing happens unless ``--nbval`` or
-``--nbval-lax`` is given; ``-p no:protokit`` turns the plugin off.
+``--nbval-lax`` is given; ``-p no:protokit`` turns the plugin off. It imports only pytest and
+protokit's runtime, so a runtime-only install (no nbval, no Jupyter) runs pytest unaffected.
 """
 
 from __future__ import annotations
@@ -95,7 +96,8 @@ def _value_aware(compare: Callable[..., bool], quiet: bool) -> Callable[..., boo
                 mine, theirs = data[MIME], stored["data"][MIME]
                 if isinstance(mine, Mapping) and isinstance(theirs, Mapping) \
                         and mine.get("name") == theirs.get("name") \
-                        and diff_values(theirs.get("value"), mine.get("value")) is None:
+                        and diff_values(theirs.get("value"), mine.get("value"),
+                                        tolerance=theirs.get("tolerance")) is None:
                     out = copy.deepcopy(out)
                     out["data"] = dict(stored["data"])
             adopted.append(out)

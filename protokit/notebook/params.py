@@ -4,17 +4,22 @@ A parameter's type comes from its annotation (``threshold: float = 0.5``), else
 from its literal default. Supported types: ``int``, ``float``, ``str``,
 ``bool``, ``list``/``list[T]``, ``dict``/``dict[K, V]``, ``tuple``, ``Any`` and
 ``T | None`` (or ``Optional[T]``). A ``# comment`` on the line (or just above
-it) is the parameter's help.
+it) is the parameter's help; papermill's ``x = 1  # type: int  the help`` gives
+the type and the help, as ``papermill --help-notebook`` reads them. A heading
+comment such as ``# Parameters`` (which papermill writes atop its injected cell)
+is never help.
 """
 
 from __future__ import annotations
 
 import ast
 import copy
+import functools
 import io
 import os
+import re
 import tokenize
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +38,7 @@ __all__ = [
     "papermill_value",
     "parse_parameters",
     "parse_text",
+    "split_type_comment",
 ]
 
 _SIMPLE = {"int": int, "float": float, "str": str, "bool": bool, "list": list, "dict": dict, "tuple": tuple}
@@ -65,6 +71,8 @@ Spec = tuple[Any, ...]
 
 def _spec(node: ast.expr, text: str) -> Spec:
     if isinstance(node, ast.Constant) and node.value is None:
+        return ("none",)
+    if isinstance(node, ast.Name) and node.id == "NoneType":  # papermill's test notebooks write c: "NoneType"
         return ("none",)
     if isinstance(node, ast.Constant) and isinstance(node.value, str):  # a quoted annotation
         return _spec(ast.parse(node.value, mode="eval").body, text)
@@ -237,15 +245,55 @@ def _comments(source: str) -> dict[int, str]:
     return found
 
 
-def _help(comments: dict[int, str], lines: list[str], start: int, end: int) -> str:
+# A section heading above the parameters (``# Parameters``, as papermill writes atop its injected
+# cell, ``## Parameters:``, ``-- Parameters --``): never a parameter's help.
+_HEADING = re.compile(r"(?i)(injected|default|notebook)?\s*(parameters?|params)")
+
+
+def _is_heading(comment: str) -> bool:
+    return _HEADING.fullmatch(re.sub(r"^\W+|\W+$", "", comment)) is not None
+
+
+def _open_brackets(text: str) -> int:
+    return sum(text.count(c) for c in "[(") - sum(text.count(c) for c in "])")
+
+
+def split_type_comment(comment: str) -> tuple[str | None, str]:
+    """(type, help) of papermill's ``type: T the help`` comment; (None, comment) for any other comment.
+
+    papermill reads the word after ``type:`` as the type and the rest as help; a type with spaces
+    inside brackets or around ``|`` (``dict[str, int]``, ``int | None``) stays whole here.
+    ``type: ignore`` is mypy's, not a type.
+    """
+    if not comment.startswith("type:"):
+        return None, comment
+    rest = comment[len("type:"):]
+    words = list(re.finditer(r"\S+", rest))
+    if not words:
+        return None, ""
+    taken = 1
+    while taken < len(words):
+        kind = rest[words[0].start():words[taken - 1].end()]
+        if _open_brackets(kind) <= 0 and not kind.endswith(("|", ",")) and not words[taken].group().startswith("|"):
+            break
+        taken += 1
+    kind = rest[words[0].start():words[taken - 1].end()]
+    text = rest[words[taken - 1].end():].strip()
+    if kind == "ignore" or kind.startswith("ignore["):
+        return None, text
+    return kind, text
+
+
+def _help(comments: dict[int, str], lines: list[str], start: int, end: int) -> tuple[str | None, str]:
+    """(type from a ``# type:`` comment or None, help) of the assignment on lines start..end."""
     if end in comments:
-        return comments[end]
+        return split_type_comment(comments[end])
     above: list[str] = []
     row = start - 1
     while row >= 1 and row in comments and lines[row - 1].lstrip().startswith("#"):
         above.insert(0, comments[row])
         row -= 1
-    return " ".join(a for a in above if a)
+    return None, " ".join(a for a in above if a and not _is_heading(a) and not a.startswith("type:"))
 
 
 def parse_parameters(source: str) -> list[Parameter]:
@@ -281,14 +329,14 @@ def parse_parameters(source: str) -> list[Parameter]:
                                 "dict, string or number")
         if target in found:
             raise NotebookError(f"{where}: {target!r} is assigned twice; keep one assignment")
+        # An annotation wins over a `# type:` comment, as in papermill.
+        type_comment, help_text = _help(comments, lines, stmt.lineno, stmt.end_lineno or stmt.lineno)
         try:
-            type_text = annotation or _type_of_default(default)
+            type_text = annotation or type_comment or _type_of_default(default)
             check_value(target, default, type_text)
         except ConfigError as exc:
             raise NotebookError(f"{where}: {exc}") from None
-        end = stmt.end_lineno or stmt.lineno
-        found[target] = Parameter(target, type_text, default, _help(comments, lines, stmt.lineno, end),
-                                  stmt.lineno)
+        found[target] = Parameter(target, type_text, default, help_text, stmt.lineno)
     return list(found.values())
 
 
@@ -332,23 +380,99 @@ def bind_parameters(parameters: list[Parameter], given: Mapping[str, Any]) -> di
     return {name: known[name].check(value) for name, value in given.items()}
 
 
-def cli_parameters(parameters: list[Parameter], pairs: Iterable[tuple[str, str]],
-                   file: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """Values from a YAML/JSON file and ``-p NAME VALUE`` pairs (which win), typed by the parameters cell."""
-    known = {p.name: p for p in parameters}
-    values: dict[str, Any] = {}
-    if file is not None:
-        import yaml
+@functools.cache
+def _no_dates_loader() -> type:
+    import yaml
 
+    resolvers = {k: [r for r in v if r[0] != "tag:yaml.org,2002:timestamp"]
+                 for k, v in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+    return type("NoDatesSafeLoader", (yaml.SafeLoader,), {"yaml_implicit_resolvers": resolvers})
+
+
+def _load_yaml(text: str) -> Any:
+    """YAML as papermill's ``-f``/``-y`` read it: safe, and a date stays a string (its NoDatesSafeLoader)."""
+    import yaml
+
+    return yaml.load(text, Loader=_no_dates_loader())
+
+
+def _yaml_mapping(text: str, where: str) -> dict[Any, Any]:
+    import yaml
+
+    try:
+        loaded = _load_yaml(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"cannot read {where}: not YAML{line} ({getattr(exc, 'problem', None) or exc})") \
+            from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"{where} must hold a mapping of name: value, e.g. `n_cases: 40`")
+    return loaded or {}
+
+
+def _example(p: Parameter, yaml_form: bool) -> str:
+    """A value of ``p``'s type as one would type it: its default, else a sample of its type."""
+    import json
+    import shlex
+
+    value = p.default
+    if value is None:
+        spec = _parse_type(p.type)
+        kind = spec[1][0] if spec[0] == "optional" else spec[0]
+        value = {"int": 40, "float": 0.5, "bool": True, "str": "text", "list": ["a", "b"],
+                 "dict": {"a": 1}, "tuple": [1, 2]}.get(kind)
+    if yaml_form or isinstance(value, (list, tuple, dict)) or value is None:
+        text = json.dumps(value, default=list)
+    else:
+        text = str(value)
+    return f"{p.name}: {text}" if yaml_form else f"-p {p.name} {shlex.quote(text)}"
+
+
+def _how_to_fix(p: Parameter, source: str) -> str:
+    if source == "-p":
+        return f"pass one like `{_example(p, False)}`"
+    if source == "-r":
+        return f"-r passes the text as a string; pass a {p.type} with `{_example(p, False)}`"
+    return f"give one like `{_example(p, True)}` in {source}"
+
+
+def cli_parameters(parameters: list[Parameter], pairs: Iterable[tuple[str, str]],
+                   file: str | os.PathLike[str] | Iterable[str | os.PathLike[str]] | None = None, *,
+                   raw: Iterable[tuple[str, str]] = (), yaml_texts: Iterable[str] = (),
+                   before_typing: Callable[[Mapping[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Command-line values merged in papermill's order and typed by the parameters cell.
+
+    Later wins, as in ``papermill``'s command line: each ``-f`` file (YAML/JSON), each ``-y``
+    YAML text, the ``-p NAME VALUE`` pairs (read by the parameter's type; an untyped one as papermill
+    reads it), then the ``-r NAME VALUE`` raw strings. ``before_typing`` sees the merged values
+    first (a type error's message would quote a value). A value that does not fit its parameter is a
+    ParameterTypeError that names the parameter, its type and how to give one.
+    """
+    known = {p.name: p for p in parameters}
+    files = [] if file is None else [file] if isinstance(file, (str, os.PathLike)) else list(file)
+    given: dict[str, tuple[str, Any]] = {}
+    for path in files:
+        where = f"parameters file {os.fspath(path)}"
         try:
-            loaded = yaml.safe_load(Path(file).read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            raise ConfigError(f"cannot read parameters file {os.fspath(file)}: {exc}") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"parameters file {os.fspath(file)} must hold a mapping of name: value")
-        values.update(loaded or {})
-    for name, text in pairs:
-        if name not in known:
-            bind_parameters(parameters, {name: None})  # raises the error that lists the known names
-        values[name] = known[name].parse(text)
-    return bind_parameters(parameters, values)
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read {where}: {exc}") from None
+        given.update({k: ("-f", v) for k, v in _yaml_mapping(text, where).items()})
+    for text in yaml_texts:
+        given.update({k: ("-y", v) for k, v in _yaml_mapping(text, f"-y {text!r}").items()})
+    given.update({name: ("-p", value) for name, value in pairs})
+    given.update({name: ("-r", value) for name, value in raw})
+    if before_typing is not None:
+        before_typing({name: value for name, (_, value) in given.items()})
+    unknown = [n for n in given if n not in known]
+    if unknown:
+        bind_parameters(parameters, {unknown[0]: None})  # raises the error that lists the known names
+    values: dict[str, Any] = {}
+    for name, (source, value) in given.items():
+        param = known[name]
+        try:
+            values[name] = param.parse(value) if source == "-p" else param.check(value)
+        except ParameterTypeError as exc:
+            raise ParameterTypeError(f"{exc}; {_how_to_fix(param, source)}") from None
+    return values

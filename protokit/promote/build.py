@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,13 +30,24 @@ def notebook_title(nb: Any) -> tuple[str, str]:
     return "", ""
 
 
+def _first_party(out: Path) -> Callable[[str], bool]:
+    """Whether a top-level module is the project's own: a ``.py`` file or a package beside the module (where
+    ruff, run from there, finds first-party code)."""
+    def own(module: str) -> bool:
+        return (out / f"{module}.py").is_file() or (out / module / "__init__.py").is_file()
+
+    return own
+
+
 def build_files(path: str | os.PathLike[str], name: str, out: Path, report: Any, cases: list[Case],
-                result: PromoteResult) -> dict[Path, str]:
-    """``{target path: text}`` for the module, its tests and the cassette; PromoteError when the module
-    does not compile or does not reproduce the notebook. Fills in ``result``'s cases, outputs and timings."""
+                exported: list[Any], result: PromoteResult) -> dict[Path, str]:
+    """``{target path: text}`` for the module, its tests, the cassette and the golden data; PromoteError when
+    the module does not compile or does not reproduce the notebook. Fills in ``result``'s cases, outputs and
+    timings."""
     from protokit.promote.cassette import export_cassette
-    from protokit.promote.codegen import format_source, render_module, render_tests, split_cells
+    from protokit.promote.codegen import render_module, render_tests, split_cells
     from protokit.promote.differential import check_module
+    from protokit.promote.golden import golden_data
 
     layout = split_cells(report.sources, report.parameters)
     if any(c.outputs for c in cases):
@@ -43,9 +56,10 @@ def build_files(path: str | os.PathLike[str], name: str, out: Path, report: Any,
         case.outputs = (case.outputs or {}) if layout.has_outputs else None
     source = Path(os.path.relpath(Path(path).absolute(), out.absolute())).as_posix()
     title, description = notebook_title(report.nb)
-    module_src = format_source(render_module(
-        name=name, source=source, notebook_hash=report.notebook_hash, title=title, description=description,
-        parameters=report.parameters, layout=layout), f"{name}.py")
+    # Written in the shape ruff wants, never formatted by ruff: the same bytes whether or not it is installed.
+    module_src = render_module(name=name, source=source, notebook_hash=report.notebook_hash, title=title,
+                               description=description, parameters=report.parameters, layout=layout,
+                               first_party=_first_party(out))
     try:
         compile(module_src, f"{name}.py", "exec")
     except SyntaxError as exc:
@@ -53,15 +67,19 @@ def build_files(path: str | os.PathLike[str], name: str, out: Path, report: Any,
                            "please report this with the notebook") from None
     keys = [k for case in cases for k in case.cache_keys]
     cassette_text = export_cassette(path, keys)
-    _, seconds = check_module(module_src, name, cassette_text, cases, Path(path).absolute().parent)
+    golden = golden_data(name, cases, exported, layout.has_outputs, posixpath.dirname(source) or ".")
+    _, seconds = check_module(module_src, name, cassette_text, cases, golden, Path(path).absolute().parent)
     result.seconds["differential"] = seconds
-    tests_src = format_source(render_tests(name=name, source=source, cases=cases), f"test_{name}.py")
+    tests_src = render_tests(name=name, source=source, first_party=_first_party(out))
+    golden_text = golden.to_json()
     result.cases = cases
     result.outputs = cases[0].outputs
     module_src = with_manifest(module_src, {
         result.test_path.relative_to(out).as_posix(): tests_src,
-        result.cassette_path.relative_to(out).as_posix(): cassette_text})
-    return {result.module_path: module_src, result.test_path: tests_src, result.cassette_path: cassette_text}
+        result.cassette_path.relative_to(out).as_posix(): cassette_text,
+        result.golden_path.relative_to(out).as_posix(): golden_text})
+    return {result.module_path: module_src, result.test_path: tests_src, result.cassette_path: cassette_text,
+            result.golden_path: golden_text}
 
 
 _HASH_LINE = "# protokit-hash: "
@@ -69,8 +87,9 @@ FILE_LINE = "# protokit-file: "
 
 
 def text_hash(text: str) -> str:
-    """``sha256:`` and the hex digest of a file's text (as UTF-8)."""
-    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()
+    """``sha256:`` and the first 128 bits of the hex digest of a file's text (as UTF-8): enough to tell an
+    edit, and short enough that a manifest line stays within the generated code's line length."""
+    return "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
 
 
 def without_manifest(module_src: str) -> str:

@@ -9,13 +9,11 @@ body of ``run()``, in notebook order, with its comments.
 from __future__ import annotations
 
 import ast
-import importlib.util
 import io
 import posixpath
-import subprocess
-import sys
+import textwrap
 import tokenize
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,9 +23,10 @@ from protokit.models.env import PROVIDER_VARS
 from protokit.notebook.names import BUILTINS, statement_names
 from protokit.notebook.params import Parameter
 from protokit.notebook.rewrite_magics import parse_cell
-from protokit.promote.translate import translate, translate_comment, translate_doc, translate_str
+from protokit.promote.imports import LINE_LENGTH, import_block
+from protokit.promote.translate import translate, translate_comment, translate_doc, translate_fitted, translate_str
 
-__all__ = ["DROP_ENV", "Case", "Layout", "format_source", "render_module", "render_tests", "split_cells",
+__all__ = ["DROP_ENV", "Case", "Layout", "render_module", "render_tests", "split_cells",
            "templates_dir"]
 
 # Methods whose result, as a cell's last line, is only there to be looked at.
@@ -117,6 +116,25 @@ def _strip_nested_display(stmt: ast.stmt, start: int, chunk: list[str]) -> list[
     return out
 
 
+def _drop_trailing_semicolons(code: str) -> str:
+    """The code without a ``;`` that ends a line: in a notebook it hides the cell's value, in a module it
+    means nothing (and ruff flags it, E703)."""
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(code).readline))
+    except (tokenize.TokenError, IndentationError, SyntaxError):
+        return code
+    lines = code.split("\n")
+    for i, tok in enumerate(tokens):
+        following = next((t for t in tokens[i + 1:] if t.type != tokenize.COMMENT), None)
+        if tok.type == tokenize.OP and tok.string == ";" and (
+                following is None or following.type in (tokenize.NEWLINE, tokenize.ENDMARKER)):
+            row, col = tok.start
+            line = lines[row - 1]
+            lines[row - 1] = line[:col].rstrip() + (" " * 2 + line[col + 1:].lstrip() if line[col + 1:].strip()
+                                                    else "")
+    return "\n".join(lines)
+
+
 def _is_constant(stmt: ast.stmt) -> bool:
     if isinstance(stmt, ast.Assign):
         targets, value = stmt.targets, stmt.value
@@ -166,7 +184,7 @@ def split_cells(sources: Mapping[int, str], parameters: Sequence[Parameter]) -> 
                 kind = "drop"
             else:
                 kind = "body"
-            text = "\n".join(_strip_nested_display(stmt, start, chunk)).rstrip()
+            text = _drop_trailing_semicolons("\n".join(_strip_nested_display(stmt, start, chunk)).rstrip())
             items.append(_Item(kind, cell, stmt, text, names.binds, needs - names.binds))
     _settle(items, {p.name for p in parameters})
     for item in items:
@@ -231,8 +249,28 @@ def indent(code: str, prefix: str) -> str:
                      for n, line in enumerate(lines, start=1))
 
 
-def _docstring_text(text: str) -> str:
-    return translate_doc(text.strip())
+def _doc(text: str, indent: int = 0, used: int = 0) -> str:
+    """Notebook text for a docstring: inert (translate_doc), no trailing spaces, and a line that would pass
+    the line length wrapped at spaces (a line with no space to break at stays whole). ``indent`` is the
+    docstring's indentation, ``used`` what stands before the text on its first line (the quotes)."""
+    lines: list[str] = []
+    for line in translate_doc(text.strip()).split("\n"):
+        line = line.rstrip()
+        room = LINE_LENGTH - indent - (used if not lines else 0)
+        if len(line) <= room:
+            lines.append(line)
+            continue
+        lead = " " * (len(line) - len(line.lstrip()))
+        lines += textwrap.wrap(line, width=room, subsequent_indent=lead, break_long_words=False,
+                               break_on_hyphens=False, replace_whitespace=False)
+    return ("\n" + " " * indent).join(lines)
+
+
+def _shown(value: Any, room: int) -> str:
+    """A default as the docstring shows it: its literal, cut with an ellipsis past ``room`` characters
+    (before it is made inert, so no escape is ever cut in half)."""
+    text = translate(value)
+    return translate_doc(text if len(text) <= room else text[:max(room - 1, 8)] + "…")
 
 
 def _environment() -> Any:
@@ -264,51 +302,68 @@ def _param_view(p: Parameter) -> dict[str, str]:
     # docstring (the annotation and the default are shown there too), never pasted as it is.
     # A list or dict default would be one object shared by every call (B006): run() takes None and
     # builds a fresh one from the literal, which behaves the same for the caller.
+    # Literals are laid out to the line length where they stand (the numbers are their columns).
     mutable = isinstance(p.default, (list, dict))
-    sig_type = _signature_type(p)
+    sig_type = _signature_type(p) + (" | None" if mutable else "")
+    type_doc = translate_doc(p.type)
+    doc_head = f"    {p.name} : {type_doc}, default "
     return {"name": p.name, "name_lit": translate_str(p.name), "type": p.type, "type_lit": translate_str(p.type),
-            "sig_type": f"{sig_type} | None" if mutable else sig_type,
-            "sig_default": "None" if mutable else translate(p.default), "mutable": "yes" if mutable else "",
-            "type_doc": translate_doc(p.type), "default_lit": translate(p.default),
-            "default_doc": translate_doc(translate(p.default)),
+            "sig_type": sig_type,
+            "sig_default": "None" if mutable else translate_fitted(p.default, 4, len(f"{p.name}: {sig_type} = ,")),
+            "mutable": "yes" if mutable else "",
+            "fill_lit": translate_fitted(p.default, 8, len(f"{p.name} = ")),
+            "arg_default": translate_fitted(p.default, 8, len("default=,")),
+            "type_doc": type_doc, "default_doc": _shown(p.default, LINE_LENGTH - len(doc_head)),
             "flag": translate_str("--" + p.name.replace("_", "-")),
-            "help_lit": translate_str(p.help or p.name.replace("_", " ")),
-            "help_doc": _docstring_text(p.help) or "(no help in the parameters cell)"}
+            "help_lit": translate_fitted(p.help or p.name.replace("_", " "), 8, len("help=,")),
+            "help_doc": _doc(p.help, 8) or "(no help in the parameters cell)"}
+
+
+def _hoisted(blocks: Sequence[str]) -> str:
+    """The module-level definitions after the imports, spaced as ruff's isort and pycodestyle want:
+    one blank line after the imports before a constant, two before a def or class, two between blocks."""
+    text = ""
+    for i, block in enumerate(blocks):
+        first = ast.parse(block).body[0] if block.strip() else None
+        is_def = isinstance(first, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+        text += "\n" * (2 if i or is_def else 1) + block + "\n"
+    return text
+
+
+_MODULE_IMPORTS = ("from __future__ import annotations", "import argparse as _argparse", "import sys as _sys",
+                   "from typing import Any", "import protokit.promote.runtime as _rt")
+_TEST_IMPORTS = ("from __future__ import annotations", "import importlib.util", "from collections.abc import Iterator",
+                 "from pathlib import Path", "from typing import Any", "import pytest", "import protokit as pk",
+                 "from protokit.testing import read_golden")
 
 
 def render_module(*, name: str, source: str, notebook_hash: str, title: str, description: str,
-                  parameters: Sequence[Parameter], layout: Layout) -> str:
-    """The source of NAME.py."""
+                  parameters: Sequence[Parameter], layout: Layout,
+                  first_party: Callable[[str], bool] = lambda _: False) -> str:
+    """The source of NAME.py, already in the shape ``ruff check`` wants (it is never run on it).
+
+    ``first_party(module)`` says whether an imported top-level module is the project's own,
+    which decides its section in the import block.
+    """
     body = "\n\n".join(layout.body) if layout.body else "pass"
+    workdir = posixpath.dirname(source) or "."
+    about = (f"Promoted from the notebook {source}. Run ``python {name}.py --help`` for the command line. "
+             "Relative paths in run() resolve against the working directory, as in the notebook, which ran "
+             f"in its own folder ({workdir} from here).")
     template = _environment().get_template("module.py.j2")
     return template.render(
-        name=name, source_comment=translate_comment(source), source_doc=translate_doc(source),
-        notebook_hash=translate_comment(notebook_hash), title=_docstring_text(title),
-        description=_docstring_text(description), params=[_param_view(p) for p in parameters],
-        imports=layout.imports, hoisted=layout.hoisted, has_outputs=layout.has_outputs,
-        body=indent(body, " " * (8 if layout.has_outputs else 4)), prog=translate_str(name),
-        cli_description=translate_str(title or name), workdir=translate_doc(posixpath.dirname(source) or "."))
+        name=name, source_comment=translate_comment(source), notebook_hash=translate_comment(notebook_hash),
+        title=_doc(title, used=3), description=_doc(description), about=_doc(about),
+        params=[_param_view(p) for p in parameters],
+        imports=import_block([*_MODULE_IMPORTS, *layout.imports], first_party), hoisted=_hoisted(layout.hoisted),
+        has_outputs=layout.has_outputs, body=indent(body, " " * 8),
+        prog=translate_str(name), cli_description=translate_fitted(title or name, 8, len("description=,")))
 
 
-def render_tests(*, name: str, source: str, cases: Sequence[Case]) -> str:
-    """The source of tests/test_NAME.py."""
-    views = [{"id": translate_str(c.id), "params": translate(c.params), "outputs": translate(c.outputs),
-              "stdout": translate_str(c.stdout)} for c in cases]
+def render_tests(*, name: str, source: str, first_party: Callable[[str], bool] = lambda _: False) -> str:
+    """The source of tests/test_NAME.py; its cases are in the golden data file beside the cassette."""
     workdir = posixpath.dirname(source) or "."
     template = _environment().get_template("test_module.py.j2")
     return template.render(name=name, name_lit=translate_str(name), source_comment=translate_comment(source),
-                           cases=views,
-                           workdir=translate_str(workdir), drop_env=translate(DROP_ENV))
-
-
-def format_source(text: str, filename: str) -> str:
-    """``ruff format`` the text when ruff is installed (the result is stable); unchanged otherwise."""
-    if importlib.util.find_spec("ruff") is None:
-        return text
-    try:
-        done = subprocess.run([sys.executable, "-m", "ruff", "format", "--isolated", "--line-length", "100",
-                               "--stdin-filename", filename, "-"], input=text, capture_output=True, text=True,
-                              timeout=60, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return text
-    return done.stdout if done.returncode == 0 and done.stdout else text
+                           imports=import_block(_TEST_IMPORTS, first_party), workdir=translate_str(workdir),
+                           drop_env=translate_fitted(DROP_ENV, 0, len("DROP_ENV = ")))

@@ -22,17 +22,21 @@ from pathlib import Path
 from typing import Any
 
 from protokit.errors import PromoteError
-from protokit.notebook.outputs import diff_outputs, encode_value
+from protokit.notebook.outputs import encode_value
 from protokit.notebook.sanitize import sanitize_text
 from protokit.promote.codegen import DROP_ENV, Case
+from protokit.testing import Golden
 
 __all__ = ["check_module"]
 
 
-def check_module(module_source: str, name: str, cassette_text: str, cases: Sequence[Case], workdir: Path,
-                 timeout: float = 600.0) -> tuple[list[dict[str, Any]], float]:
+def check_module(module_source: str, name: str, cassette_text: str, cases: Sequence[Case], golden: Golden,
+                 workdir: Path, timeout: float = 600.0) -> tuple[list[dict[str, Any]], float]:
     """Run the module on every case in a subprocess, in ``workdir`` (the notebook's folder, as its
     kernel was); PromoteError listing every difference. Returns the child's results and its seconds.
+
+    The outputs are checked as the generated tests will check them (``golden``: tolerances and
+    gates); what run() printed must also match what the notebook printed, the stricter proof.
     """
     with tempfile.TemporaryDirectory(prefix="protokit-promote-") as tmp:
         root = Path(tmp)
@@ -55,7 +59,7 @@ def check_module(module_source: str, name: str, cassette_text: str, cases: Seque
             raise PromoteError(f"the generated module could not be imported or run:\n{tail}")
         results: list[dict[str, Any]] = json.loads((root / "results.json").read_text(encoding="utf-8"))
     problems: list[str] = []
-    for case, got in zip(cases, results, strict=True):
+    for case, data, got in zip(cases, golden.cases, results, strict=True):
         if "error" in got:
             problems.append(f"[{case.id}] run() raised {got['error']}")
             continue
@@ -63,7 +67,7 @@ def check_module(module_source: str, name: str, cassette_text: str, cases: Seque
             if case.outputs != got["outputs"]:
                 problems.append(f"[{case.id}] the notebook returned {case.outputs!r}, run() {got['outputs']!r}")
         else:
-            problems += [f"[{case.id}] {d}" for d in diff_outputs(case.outputs, got["outputs"])]
+            problems += [f"[{case.id}] {d}" for d in golden.problems(data, got["outputs"], got["stdout"])]
         if sanitize_text(case.stdout) != sanitize_text(got["stdout"]):
             problems.append(f"[{case.id}] printed output differs: notebook {_short(case.stdout)!r}, "
                             f"run() {_short(got['stdout'])!r}")

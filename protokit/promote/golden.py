@@ -8,14 +8,18 @@ import re
 from typing import Any
 
 from protokit.promote.codegen import Case
+from protokit.testing import Golden
 
-__all__ = ["case_id", "golden_cases"]
+__all__ = ["case_id", "golden_cases", "golden_data"]
 
 
 def case_id(params: dict[str, Any], taken: set[str]) -> str:
-    """A short test id from the parameters (``n=3,mode=_fast_``), unique among ``taken`` (which it joins)."""
-    text = ",".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in params.items()) or "defaults"
-    text = re.sub(r"[^A-Za-z0-9_=.,+-]+", "_", text)[:48]
+    """A short test id from the parameters (``n=3,model=openai:gpt-4.1``), unique among ``taken`` (which it
+    joins). Ids are data in the golden file, never code; other characters still become ``_`` so the id
+    reads the same in every terminal and test report."""
+    text = ",".join(f"{k}={v if isinstance(v, str) else json.dumps(v, sort_keys=True)}"
+                    for k, v in params.items()) or "defaults"
+    text = re.sub(r"[^A-Za-z0-9_=.,:+-]+", "_", text).replace("::", "_")[:48]
     candidate, n = text, 2
     while candidate in taken:
         candidate, n = f"{text}-{n}", n + 1
@@ -56,3 +60,17 @@ def golden_cases(path: str | os.PathLike[str], report: Any, exported: list[Any],
         notes.append(f"{stale} recorded run{'s' * (stale != 1)} of an earlier version of the notebook "
                      "left out; repeat them with `protokit run` to test those parameters too")
     return cases
+
+
+def golden_data(name: str, cases: list[Case], exported: list[Any], has_outputs: bool, workdir: str) -> Golden:
+    """What the generated tests check: each case's outputs (or, for a notebook that declares none, what it
+    printed), with the tolerances and ``pk.expect`` gates read from the exported cells' outputs."""
+    from protokit.notebook.expect import expectations_in
+    from protokit.notebook.outputs import tolerances_in
+
+    if not has_outputs:
+        return Golden(module=name, compare="stdout", workdir=workdir,
+                      cases=[{"id": c.id, "params": c.params, "stdout": c.stdout} for c in cases])
+    return Golden(module=name, compare="outputs", workdir=workdir,
+                  cases=[{"id": c.id, "params": c.params, "outputs": c.outputs or {}} for c in cases],
+                  tolerances=tolerances_in(exported), expectations=expectations_in(exported))

@@ -12,7 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from protokit._extras import NOTEBOOK, require_lab
 from protokit.errors import GateError, PromoteError
+from protokit.promote.files import journal_path
 
 __all__ = ["PromoteResult", "check_module_name", "promote"]
 
@@ -28,6 +30,7 @@ class PromoteResult:
     test_path: Path
     cassette_path: Path
     notebook_hash: str
+    golden_path: Path = Path()
     files: list[Path] = field(default_factory=list)
     outputs: dict[str, Any] | None = None
     cases: list[Any] = field(default_factory=list)
@@ -82,7 +85,8 @@ def promote(path: str | os.PathLike[str], name: str, out_dir: str | os.PathLike[
     path
         The notebook (.ipynb), executed and saved.
     name
-        The module name: ``OUT/NAME.py``, ``OUT/tests/test_NAME.py``, ``OUT/tests/cassettes/NAME.json``.
+        The module name: ``OUT/NAME.py``, ``OUT/tests/test_NAME.py``, ``OUT/tests/cassettes/NAME.json``
+        (the recorded calls) and ``OUT/tests/cassettes/NAME.golden.json`` (the cases the tests check).
     out_dir
         Where to write; created if needed.
     check
@@ -103,12 +107,14 @@ def promote(path: str | os.PathLike[str], name: str, out_dir: str | os.PathLike[
     PromoteError
         Code generation or the differential check failed; nothing is written.
     """
+    require_lab("protokit.promote.promote()", *NOTEBOOK, "jinja2")
     from protokit.notebook.nbfile import content_hash, is_exported, read_notebook
 
     check_module_name(name)
     out = Path(out_dir)
     result = PromoteResult(name, out / f"{name}.py", out / "tests" / f"test_{name}.py",
-                           out / "tests" / "cassettes" / f"{name}.json", "")
+                           out / "tests" / "cassettes" / f"{name}.json", "",
+                           out / "tests" / "cassettes" / f"{name}.golden.json")
     if check:
         nb = read_notebook(path)
         result.notebook_hash = content_hash(nb)
@@ -118,6 +124,9 @@ def promote(path: str | os.PathLike[str], name: str, out_dir: str | os.PathLike[
         if stored != result.notebook_hash:
             raise PromoteError(f"{path} changed since {result.module_path} was generated (hash {stored[7:19]} "
                                f"is now {result.notebook_hash[7:19]}); run `protokit promote` again")
+        if journal_path(result.module_path).exists():
+            raise PromoteError(f"a promotion into {out} was interrupted while writing its files; run "
+                               "`protokit promote` again to finish it")
         _check_files(result.module_path, out)
         return result
 
@@ -125,10 +134,12 @@ def promote(path: str | os.PathLike[str], name: str, out_dir: str | os.PathLike[
     from protokit.notebook.gate import validate
     from protokit.promote.build import build_files
     from protokit.promote.cassette import check_cache_writable
-    from protokit.promote.files import check_out, write_all
+    from protokit.promote.files import check_out, recover, write_all
     from protokit.promote.golden import golden_cases
 
-    check_out(out, [result.module_path, result.test_path, result.cassette_path], force=force)
+    targets = [result.module_path, result.test_path, result.cassette_path, result.golden_path]
+    recover(result.module_path, targets)  # a promotion killed halfway is finished (or undone) first
+    check_out(out, targets, force=force)
     check_cache_writable(path)
     start = time.perf_counter()
     report = validate(path)
@@ -138,10 +149,10 @@ def promote(path: str | os.PathLike[str], name: str, out_dir: str | os.PathLike[
     result.notebook_hash = report.notebook_hash
     result.notes = [f.message for f in report.findings if f.severity == "note" and f.check == "parameters"]
     nb, run = report.nb, report.execution
-    cases = golden_cases(path, report, [c for c, src in zip(run.source_cells(), nb.cells, strict=True)
-                                        if is_exported(src)], result.notes)
-    files = build_files(path, name, out, report, cases, result)
-    result.files = write_all(files)
+    exported = [c for c, src in zip(run.source_cells(), nb.cells, strict=True) if is_exported(src)]
+    cases = golden_cases(path, report, exported, result.notes)
+    files = build_files(path, name, out, report, cases, exported, result)
+    result.files = write_all(files, journal_path(result.module_path))
     result.changed = bool(result.files)
     result.seconds["total"] = time.perf_counter() - start
     return result

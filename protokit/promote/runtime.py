@@ -1,19 +1,21 @@
-"""What a promoted module imports from protokit: argument checks, output collection, JSON output."""
+"""What a promoted module imports from protokit: argument checks, output collection, JSON output, its span."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from protokit import cache
 from protokit.errors import ParameterTypeError
 from protokit.notebook.outputs import collect_outputs, encode_value
 from protokit.notebook.params import check_value, parse_text
+from protokit.runner import telemetry
 
-__all__ = ["ParameterTypeError", "check", "cli_type", "collect_outputs", "production_cache", "to_json"]
+__all__ = ["ParameterTypeError", "check", "cli_type", "collect_outputs", "production_cache", "span", "to_json"]
 
 
 def production_cache() -> None:
@@ -50,3 +52,14 @@ def cli_type(name: str, type_text: str) -> Callable[[str], Any]:
 def to_json(result: Any) -> str:
     """run()'s outputs as indented JSON (frames in split form)."""
     return json.dumps(encode_value(result, "outputs"), indent=2, ensure_ascii=False)
+
+
+@contextlib.contextmanager
+def span(name: str, parameters: Mapping[str, Any]) -> Iterator[None]:
+    """run() as an OpenTelemetry span ``name``: the parent of its model calls' spans.
+
+    Its non-secret parameters become ``protokit.parameter.NAME`` attributes (credential-named or
+    secret-shaped ones are left out). A no-op without OpenTelemetry or a configured tracer provider.
+    """
+    with telemetry.module_span(name, parameters):
+        yield

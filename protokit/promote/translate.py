@@ -7,6 +7,7 @@ written by one of these, so the output is valid and stable for the same input.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -16,6 +17,7 @@ __all__ = [
     "translate_comment",
     "translate_dict",
     "translate_doc",
+    "translate_fitted",
     "translate_float",
     "translate_int",
     "translate_list",
@@ -128,3 +130,47 @@ def translate(value: Any) -> str:
     if isinstance(value, Mapping):
         return translate_dict(value)
     raise TypeError(f"no literal for a {type(value).__name__}")
+
+
+def _split_words(text: str, room: int) -> list[str]:
+    """``text`` cut after spaces into pieces whose literals fit ``room`` where they can (never inside a word)."""
+    pieces: list[str] = []
+    current = ""
+    for word in re.findall(r"\S*\s*", text):
+        if current and len(translate_str(current + word)) > room:
+            pieces.append(current)
+            current = ""
+        current += word
+    if current or not pieces:
+        pieces.append(current)
+    return pieces
+
+
+def translate_fitted(value: Any, indent: int, used: int, width: int = 120) -> str:
+    """The literal for ``value``, laid out in several lines when one would pass ``width`` columns.
+
+    ``indent`` is the column the statement starts at and ``used`` the characters on the first line
+    besides the literal. A long string becomes implicitly joined pieces in parentheses, cut after
+    spaces; a long list, tuple or dict one item per line with a trailing comma, as ruff format does.
+    The literal reads back to the same value either way.
+    """
+    one = translate(value)
+    if indent + used + len(one) <= width:
+        return one
+    inner = " " * (indent + 4)
+    if isinstance(value, str) and not isinstance(value, bool):
+        pieces = _split_words(value, width - len(inner) - 1)  # room for a trailing comma
+        if len(pieces) == 1:
+            return one  # one unbreakable word: a long line is the only honest literal
+        return "(\n" + "".join(f"{inner}{translate_str(p)}\n" for p in pieces) + " " * indent + ")"
+    if isinstance(value, (list, tuple)) and value:
+        items = [translate_fitted(v, indent + 4, 1, width) for v in value]
+        open_, close = ("[", "]") if isinstance(value, list) else ("(", ")")
+        return open_ + "\n" + "".join(f"{inner}{item},\n" for item in items) + " " * indent + close
+    if isinstance(value, Mapping) and value:
+        lines = []
+        for k, v in value.items():
+            key = translate(k)
+            lines.append(f"{inner}{key}: {translate_fitted(v, indent + 4, len(key) + 3, width)},\n")
+        return "{\n" + "".join(lines) + " " * indent + "}"
+    return one

@@ -13,7 +13,9 @@ from __future__ import annotations
 from protokit.runner.budget import Budget
 from protokit.runner.calls import DEFAULT_CONTEXT, CallContext, call_context, execute
 from protokit.runner.fanout import AdaptiveLimit, Call, Outcome, Progress, Runner, requests_for
+from protokit.runner.observe import CallRecord, add_observer, observing, remove_observer
 from protokit.runner.policy import DEFAULT_POLICY, RetryPolicy, retry_policy
 
-__all__ = ["DEFAULT_CONTEXT", "DEFAULT_POLICY", "AdaptiveLimit", "Budget", "Call", "CallContext", "Outcome",
-           "Progress", "RetryPolicy", "Runner", "call_context", "execute", "requests_for", "retry_policy"]
+__all__ = ["DEFAULT_CONTEXT", "DEFAULT_POLICY", "AdaptiveLimit", "Budget", "Call", "CallContext", "CallRecord",
+           "Outcome", "Progress", "RetryPolicy", "Runner", "add_observer", "call_context", "execute", "observing",
+           "remove_observer", "requests_for", "retry_policy"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 
 from protokit.errors import BudgetExceeded
@@ -10,6 +11,8 @@ from protokit.models import prices
 from protokit.models.base import Model, Request, Response
 
 __all__ = ["Budget"]
+
+_log = logging.getLogger(__name__)
 
 _BUDGET_POLL_S = 0.01  # how often a call waiting for budget looks again while others are in flight
 
@@ -30,6 +33,7 @@ class Budget:
         self.reserved_usd = 0.0
         self.in_flight = 0  # reservations not settled yet (a count: float sums never quite return to 0)
         self._typical_output: dict[str, int] = {}
+        self.stops = 0  # calls refused so far
         self._lock = threading.Lock()  # judge calls may settle from another thread's loop
 
     def __repr__(self) -> str:
@@ -68,7 +72,13 @@ class Budget:
             with self._lock:
                 waiting_helps = self.in_flight > 0
             if not waiting_helps:
-                raise self.refusal(model, request, usd)
+                refusal = self.refusal(model, request, usd)
+                with self._lock:
+                    self.stops += 1
+                    first = self.stops == 1
+                # The first stop of a run is worth a warning; the calls refused after it, a debug line each.
+                _log.log(logging.WARNING if first else logging.DEBUG, "budget stop: %s", refusal)
+                raise refusal
             await asyncio.sleep(_BUDGET_POLL_S)
 
     def settle(self, reserved: float, model: Model | None, response: Response | None) -> None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import logging
+import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -19,11 +21,15 @@ from typing import Any
 from protokit import cache as cache_mod
 from protokit.errors import ConfigError, ProtokitError, ProviderError, ProviderTimeoutError
 from protokit.models import base
+from protokit.models import tools as tool_defs
 from protokit.models.base import Model, Request, Response
 from protokit.runner.budget import Budget
+from protokit.runner.observe import CallRecord, notify, observed
 from protokit.runner.policy import DEFAULT_POLICY, RetryPolicy, retry_policy
 
 __all__ = ["DEFAULT_CONTEXT", "CallContext", "call_context", "execute", "write_behind"]
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -79,7 +85,33 @@ async def execute(
     *,
     ctx: CallContext = DEFAULT_CONTEXT,
 ) -> Response:
-    """One call through the cache and the provider, with the context's retries, timeout and budget."""
+    """One call through the cache and the provider, with the context's retries, timeout and budget.
+
+    When anyone observes calls (:mod:`protokit.runner.observe`), the call ends in one
+    CallRecord: answered, replayed or failed. With ``run_tools``, each step of the tool loop
+    is one such call (:func:`protokit.models.tools.run_tools`).
+    """
+    if request.max_steps > 1:
+        return await tool_defs.run_tools(model, request, lambda step: execute(model, step, on_chunk, ctx=ctx))
+    if model.composite or not observed():
+        return await _execute(model, request, on_chunk, ctx, None)
+    tally = [0]
+    start = time.time_ns()
+    response: Response | None = None
+    error: BaseException | None = None
+    try:
+        response = await _execute(model, request, on_chunk, ctx, tally)
+        return response
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        notify(CallRecord(model, request, response, error, cached=response is not None and response.cached,
+                          attempts=tally[0], start_ns=start, end_ns=time.time_ns()))
+
+
+async def _execute(model: Model, request: Request, on_chunk: Callable[[str], None] | None, ctx: CallContext,
+                   tally: list[int] | None) -> Response:
     if model.composite:
         # It calls its members through this same context; retrying or timing it as a whole
         # would multiply every member's retries.
@@ -94,13 +126,18 @@ async def execute(
         if mode in ("auto", "replay"):
             entry = cache.get(key)
             if entry is not None:
-                return _replayed(model, entry, request, key)
+                return model.finish(request, _replayed(model, entry, request, key))
+            # Named by model, sample and key, never by the prompt: a log is no place for it.
             if mode == "replay":
+                _log.warning("cache miss: no recorded answer for %s:%s (sample %d, key %.12s) in replay mode",
+                             request.provider, request.model, request.sample, key)
                 raise cache.miss(key, key_dict)
+            _log.debug("cache miss: %s:%s (sample %d, key %.12s) is asked and recorded",
+                       request.provider, request.model, request.sample, key)
     reserved = await ctx.budget.acquire(model, request) if ctx.budget is not None else 0.0
     response: Response | None = None
     try:
-        response = await _attempts(model, request, on_chunk, ctx)
+        response = await _attempts(model, request, on_chunk, ctx, tally)
     finally:
         if ctx.budget is not None:
             ctx.budget.settle(reserved, model, response)
@@ -111,7 +148,8 @@ async def execute(
             batch.add(cache, key, request.key_dict(), response.entry())
         else:
             cache.put(key, request.key_dict(), response.entry())
-    return response
+    # Checked against schema= after recording: a replay gives the same parsed value, or the same SchemaError.
+    return model.finish(request, response)
 
 
 def _replayed(model: Model, entry: Mapping[str, Any], request: Request, key: str) -> Response:
@@ -124,7 +162,7 @@ def _replayed(model: Model, entry: Mapping[str, Any], request: Request, key: str
 
 
 async def _attempts(model: Model, request: Request, on_chunk: Callable[[str], None] | None,
-                    ctx: CallContext) -> Response:
+                    ctx: CallContext, tally: list[int] | None = None) -> Response:
     """The provider call, retried by the context's policy; each attempt bounded by its timeout."""
     streamed = False
 
@@ -139,6 +177,8 @@ async def _attempts(model: Model, request: Request, on_chunk: Callable[[str], No
     while True:
         if ctx.attempts is not None:
             ctx.attempts[0] += 1
+        if tally is not None:
+            tally[0] += 1
         try:
             call = model.call(request, chunk if on_chunk is not None else None)
             if ctx.timeout is None:
@@ -154,7 +194,10 @@ async def _attempts(model: Model, request: Request, on_chunk: Callable[[str], No
                 raise
             if ctx.on_retry is not None:
                 ctx.on_retry(model, exc)
-            await asyncio.sleep(policy.delay(attempt, exc))
+            delay = policy.delay(attempt, exc)
+            _log.info("retry: %s failed with %s%s on attempt %d of %d; trying again in %.2fs", model.id, exc.kind,
+                      f" ({exc.status})" if exc.status else "", attempt + 1, policy.retries + 1, delay)
+            await asyncio.sleep(delay)
             attempt += 1
 
 

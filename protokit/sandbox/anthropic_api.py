@@ -9,7 +9,7 @@ from protokit.sandbox.replies import BadRequest, Chat, Reply, block_text, split_
 
 __all__ = ["AnthropicDialect"]
 
-_STOP = {"stop": "end_turn", "stop_sequence": "stop_sequence", "length": "max_tokens"}
+_STOP = {"stop": "end_turn", "stop_sequence": "stop_sequence", "length": "max_tokens", "tool_use": "tool_use"}
 _ERRORS: dict[int, str] = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -44,13 +44,18 @@ class AnthropicDialect:
         for i, msg in enumerate(raw):
             if not isinstance(msg, dict) or msg.get("role") not in ("user", "assistant"):
                 raise BadRequest(f"messages.{i}.role: must be 'user' or 'assistant'")
-            messages.append((msg["role"], block_text(msg.get("content"))))
+            results = _tool_results(msg.get("content"))
+            if msg["role"] == "user" and results is not None:
+                messages.append(("tool", results))  # a turn of tool results, in neutral form
+            else:
+                messages.append((msg["role"], block_text(msg.get("content"))))
         max_tokens = body.get("max_tokens")
         if max_tokens is not None and (not isinstance(max_tokens, int) or max_tokens < 1):
             raise BadRequest("max_tokens: must be a positive integer")
         stops = body.get("stop_sequences") or []
         if not isinstance(stops, list) or not all(isinstance(s, str) for s in stops):
             raise BadRequest("stop_sequences: must be a list of strings")
+        tools, forced = _tools(body.get("tools"), body.get("tool_choice"))
         return Chat(
             model=model,
             system=block_text(body.get("system") or ""),
@@ -58,6 +63,8 @@ class AnthropicDialect:
             max_tokens=max_tokens,
             stop=stops,
             stream=bool(body.get("stream")),
+            tools=tools,
+            forced=forced,
         )
 
     def _message(self, chat: Chat, reply: Reply | None, content: list[dict[str, Any]]) -> dict[str, Any]:
@@ -76,8 +83,12 @@ class AnthropicDialect:
         }
 
     def render(self, chat: Chat, reply: Reply) -> bytes:
-        """A ``message`` object with one text block."""
-        return _dumps(self._message(chat, reply, [{"type": "text", "text": reply.text}])).encode()
+        """A ``message`` object with one text block, or one tool_use block per tool call."""
+        content: list[dict[str, Any]] = [{"type": "text", "text": reply.text}] if reply.text or not reply.tool_calls \
+            else []
+        content += [{"type": "tool_use", "id": _call_id(chat, i), "name": name, "input": args}
+                    for i, (name, args) in enumerate(reply.tool_calls)]
+        return _dumps(self._message(chat, reply, content)).encode()
 
     def render_stream(self, chat: Chat, reply: Reply) -> bytes:
         """The event sequence the API sends: message_start ... message_stop, one delta per word."""
@@ -87,11 +98,24 @@ class AnthropicDialect:
             events.append(f"event: {kind}\ndata: {_dumps({'type': kind, **data})}\n\n")
 
         emit("message_start", {"message": self._message(chat, None, [])})
-        emit("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
-        emit("ping", {})
-        for piece in split_pieces(reply.text):
-            emit("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}})
-        emit("content_block_stop", {"index": 0})
+        index = 0
+        if reply.text or not reply.tool_calls:
+            emit("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})
+            emit("ping", {})
+            for piece in split_pieces(reply.text):
+                emit("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": piece}})
+            emit("content_block_stop", {"index": 0})
+            index = 1
+        for i, (name, args) in enumerate(reply.tool_calls):
+            # A tool_use block starts with empty input; its JSON follows in pieces, as the API streams it.
+            block = {"type": "tool_use", "id": _call_id(chat, i), "name": name, "input": {}}
+            emit("content_block_start", {"index": index, "content_block": block})
+            text = _dumps(args)
+            for at in range(0, len(text), 8):
+                emit("content_block_delta", {"index": index,
+                                             "delta": {"type": "input_json_delta", "partial_json": text[at:at + 8]}})
+            emit("content_block_stop", {"index": index})
+            index += 1
         emit(
             "message_delta",
             {
@@ -113,3 +137,39 @@ class AnthropicDialect:
         if stream:
             return b'event: message_start\ndata: {"type":"message_start","message":{"id":\n\n'
         return b'{"id":"msg_broken","type":"message","content":[{"type":"text",'
+
+
+def _call_id(chat: Chat, index: int) -> str:
+    return f"toolu_sbx{chat.digest()[:20]}{index}"
+
+
+def _tool_results(content: Any) -> str | None:
+    """The text of a user turn made of tool_result blocks; None for any other content."""
+    if not isinstance(content, list) or not content:
+        return None
+    if not all(isinstance(b, dict) and b.get("type") == "tool_result" for b in content):
+        return None
+    return "\n".join(block_text(b.get("content")) for b in content)
+
+
+def _tools(raw: Any, choice: Any) -> tuple[list[str], str | None]:
+    """(names of the tools offered, the forced one: a name, "" for any, None)."""
+    if raw is None:
+        return [], None
+    if not isinstance(raw, list):
+        raise BadRequest("tools: must be a list")
+    names = []
+    for i, tool in enumerate(raw):
+        if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+            raise BadRequest(f"tools.{i}.name: Field required")
+        if tool.get("type") in (None, "custom") and not isinstance(tool.get("input_schema"), dict):
+            raise BadRequest(f"tools.{i}.input_schema: Field required")
+        names.append(tool["name"])
+    kind = choice.get("type") if isinstance(choice, dict) else None
+    if kind == "none":
+        return [], None
+    if kind == "any":
+        return names, ""
+    if kind == "tool":
+        return names, str(choice.get("name", ""))
+    return names, None

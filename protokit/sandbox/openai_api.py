@@ -10,7 +10,7 @@ from protokit.sandbox.replies import BadRequest, Chat, Reply, block_text, split_
 
 __all__ = ["OpenAIDialect"]
 
-_FINISH = {"stop": "stop", "stop_sequence": "stop", "length": "length"}
+_FINISH = {"stop": "stop", "stop_sequence": "stop", "length": "length", "tool_use": "tool_calls"}
 _ERRORS: dict[int, tuple[str, str | None]] = {
     400: ("invalid_request_error", None),
     401: ("invalid_request_error", "invalid_api_key"),
@@ -61,6 +61,7 @@ class OpenAIDialect:
         if not isinstance(n, int) or not 1 <= n <= 128:
             raise BadRequest("'n' must be an integer from 1 to 128")
         options = body.get("stream_options")
+        tools, forced = _tools(body.get("tools"), body.get("tool_choice"))
         return Chat(
             model=model,
             system="\n".join(system),
@@ -70,6 +71,8 @@ class OpenAIDialect:
             stream=bool(body.get("stream")),
             include_usage=isinstance(options, dict) and bool(options.get("include_usage")),
             n=n,
+            tools=tools,
+            forced=forced,
         )
 
     def _usage(self, chat: Chat, reply: Reply) -> dict[str, int]:
@@ -78,8 +81,13 @@ class OpenAIDialect:
         return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
     def render(self, chat: Chat, reply: Reply) -> bytes:
-        """A ``chat.completion`` object; ``n`` choices carry the same (deterministic) text."""
-        message = {"role": "assistant", "content": reply.text, "refusal": None}
+        """A ``chat.completion`` object; ``n`` choices carry the same (deterministic) text or tool calls."""
+        message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None}
+        if reply.tool_calls:
+            message["content"] = reply.text or None
+            message["tool_calls"] = [
+                {"id": _call_id(chat, i), "type": "function", "function": {"name": name, "arguments": _dumps(args)}}
+                for i, (name, args) in enumerate(reply.tool_calls)]
         finish = _FINISH[reply.finish]
         body = {
             "id": f"chatcmpl-{chat.digest()[:24]}",
@@ -124,6 +132,15 @@ class OpenAIDialect:
             )
             for piece in split_pieces(reply.text):
                 emit([{"index": i, "delta": {"content": piece}, "logprobs": None, "finish_reason": None}])
+            for k, (name, args) in enumerate(reply.tool_calls):
+                # The call's id and name first, then its arguments' JSON in pieces, as the API streams them.
+                start = {"index": k, "id": _call_id(chat, k), "type": "function",
+                         "function": {"name": name, "arguments": ""}}
+                emit([{"index": i, "delta": {"tool_calls": [start]}, "logprobs": None, "finish_reason": None}])
+                text = _dumps(args)
+                for at in range(0, len(text), 8):
+                    part = {"index": k, "function": {"arguments": text[at:at + 8]}}
+                    emit([{"index": i, "delta": {"tool_calls": [part]}, "logprobs": None, "finish_reason": None}])
             emit([{"index": i, "delta": {}, "logprobs": None, "finish_reason": _FINISH[reply.finish]}])
         if chat.include_usage:
             last = dict(head, choices=[], usage=self._usage(chat, reply))
@@ -141,3 +158,28 @@ class OpenAIDialect:
         if stream:
             return b'data: {"id":"chatcmpl-broken","object":"chat.completion.chunk","choices":[{\n\n'
         return b'{"id":"chatcmpl-broken","object":"chat.completion","choices":[{"index":0,'
+
+
+def _call_id(chat: Chat, index: int) -> str:
+    return f"call_{chat.digest()[:20]}{index}"
+
+
+def _tools(raw: Any, choice: Any) -> tuple[list[str], str | None]:
+    """(names of the function tools offered, the forced one: a name, "" for required, None)."""
+    if raw is None:
+        return [], None
+    if not isinstance(raw, list):
+        raise BadRequest("'tools' must be a list")
+    names = []
+    for i, tool in enumerate(raw):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise BadRequest(f"tools[{i}] must be {{'type': 'function', 'function': {{'name': ...}}}}")
+        names.append(function["name"])
+    if choice == "none":
+        return [], None
+    if choice == "required":
+        return names, ""
+    if isinstance(choice, dict) and isinstance(choice.get("function"), dict):
+        return names, str(choice["function"].get("name", ""))
+    return names, None

@@ -2,6 +2,13 @@
 
 Both wire formats are parsed into a :class:`Chat` so that echo, hashing, script
 rules, ``max_tokens`` and stop sequences behave the same for OpenAI and Anthropic.
+
+Tools, for the ``echo`` model (:func:`echo_tool_calls`): a request that offers tools and whose
+last message is the user's ``tool:NAME {json arguments}`` (one line per call) is answered with
+those calls of offered tools; one that forces a tool (``tool_choice`` naming it, or ``required``
+/ ``any``: the last tool offered) is answered with a call of it whose arguments are the user's
+text when that is a JSON object, else ``{"text": <the text>}``; one whose last message is a tool's
+result is answered with that result's text.
 """
 
 from __future__ import annotations
@@ -21,8 +28,10 @@ __all__ = [
     "block_text",
     "count_tokens",
     "default_text",
+    "echo_tool_calls",
     "finish",
     "split_pieces",
+    "tool_reply",
 ]
 
 # A fixed vocabulary: replies are picked from it, so they look like prose but are stable.
@@ -53,6 +62,8 @@ class Chat:
     stream: bool = False
     include_usage: bool = False
     n: int = 1
+    tools: list[str] = field(default_factory=list)  # names of the tools offered
+    forced: str | None = None  # a tool the request forces; "" for any of them
     _digest: str = field(default="", repr=False)
 
     def last_user_text(self) -> str:
@@ -82,9 +93,10 @@ class Reply:
     """The text the sandbox answers with and why it ended."""
 
     text: str
-    finish: str  # "stop", "length" or "stop_sequence"
+    finish: str  # "stop", "length", "stop_sequence" or "tool_use"
     stop_sequence: str | None
     completion_tokens: int
+    tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (name, arguments)
 
 
 class BadRequest(Exception):
@@ -139,12 +151,52 @@ def count_tokens(text: str) -> int:
 def default_text(chat: Chat) -> str:
     """The reply for a model with no script rule: echo, or words seeded by the request hash."""
     if chat.model == "echo":
+        if chat.messages and chat.messages[-1][0] == "tool":
+            return chat.messages[-1][1]  # after a tool's result: say it
         return chat.last_user_text()
     digest = chat.digest()
     rng = random.Random(int(digest[:16], 16))
     words = [rng.choice(WORDS) for _ in range(rng.randint(5, 16))]
     words[0] = words[0].capitalize()
     return " ".join(words) + "."
+
+
+_TOOL_LINE = re.compile(r"^tool:([A-Za-z0-9_-]{1,64})(?:\s+(.*))?$", re.S)
+
+
+def echo_tool_calls(chat: Chat) -> list[tuple[str, dict[str, Any]]]:
+    """The tool calls ``echo`` answers ``chat`` with (see the module's docstring); [] for a text answer."""
+    if not chat.tools or not chat.messages or chat.messages[-1][0] != "user":
+        return []
+    text = chat.messages[-1][1].strip()
+    calls: list[tuple[str, dict[str, Any]]] = []
+    for line in text.splitlines():
+        m = _TOOL_LINE.match(line.strip())
+        if m is None or m.group(1) not in chat.tools:
+            calls = []
+            break
+        try:
+            args = json.loads(m.group(2) or "{}")
+        except ValueError:
+            args = None
+        if not isinstance(args, dict):
+            calls = []
+            break
+        calls.append((m.group(1), args))
+    if calls or chat.forced is None:
+        return calls
+    name = chat.forced or chat.tools[-1]
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    return [(name, value if isinstance(value, dict) else {"text": text})]
+
+
+def tool_reply(calls: list[tuple[str, dict[str, Any]]]) -> Reply:
+    """A reply made of tool calls only, its tokens counted on the arguments' JSON."""
+    tokens = sum(1 + count_tokens(json.dumps(args)) for _, args in calls)
+    return Reply("", "tool_use", None, tokens, calls)
 
 
 def finish(text: str, chat: Chat) -> Reply:

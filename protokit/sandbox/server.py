@@ -18,7 +18,7 @@ from protokit.sandbox.anthropic_api import AnthropicDialect
 from protokit.sandbox.config import HOST, SandboxConfig
 from protokit.sandbox.faults import STATUS_FAULTS, FaultPlan
 from protokit.sandbox.openai_api import OpenAIDialect
-from protokit.sandbox.replies import BadRequest, Chat, Dialect, default_text, finish
+from protokit.sandbox.replies import BadRequest, Chat, Dialect, default_text, echo_tool_calls, finish, tool_reply
 from protokit.sandbox.script import Script, load_script
 
 __all__ = ["SandboxServer", "Stats", "bind_socket"]
@@ -197,7 +197,8 @@ class SandboxServer:
                 return web.Response(body=dialect.malformed(chat.stream), content_type=_SSE if chat.stream else _JSON)
 
         text = self._scripted(chat)
-        reply = finish(default_text(chat) if text is None else text, chat)
+        calls = echo_tool_calls(chat) if text is None and chat.model == "echo" else []
+        reply = tool_reply(calls) if calls else finish(default_text(chat) if text is None else text, chat)
         if fault is None:
             self.stats.record(dialect.name, chat.model, "200")
         if chat.stream:

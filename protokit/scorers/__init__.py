@@ -8,6 +8,7 @@ is recorded in that row's ``scorer_error`` column; the comparison goes on.
 
 >>> pk.scorers.exact("expected", ignore_case=True)
 >>> pk.scorers.judge("openai:gpt-4.1-mini", "Is the answer polite and correct?", scale=(1, 5))
+>>> pk.scorers.tool_call("get_weather", {"city": "Paris"})   # scores the tool_calls column
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from protokit.scorers._guards import classifier, find_pii, luhn_ok, pii
 from protokit.scorers._json import json_schema, json_valid, parse_json
 from protokit.scorers._judge import judge, parse_verdict
 from protokit.scorers._text import contains, exact, numeric, regex, rouge_l, similarity, token_f1
+from protokit.scorers._tools import tool_call
 
 __all__ = [
     "FunctionScorer",
@@ -42,4 +44,5 @@ __all__ = [
     "similarity",
     "to_score",
     "token_f1",
+    "tool_call",
 ]

@@ -69,10 +69,12 @@ class Scorer:
 
     ``columns`` names the case columns it reads (checked before any call is made),
     ``reasons`` says whether it gives a ``reason_<name>`` column, ``is_async``
-    whether compare must await :meth:`ascore` (a judge calls a model).
+    whether compare must await :meth:`ascore` (a judge calls a model). ``reads`` names what
+    of the answer it scores: ``output`` (the text), ``tool_calls`` or ``parsed`` (``schema=``).
     """
 
     is_async: bool = False
+    reads: str = "output"
 
     def __init__(self, name: str, *, columns: Sequence[str] = (), reasons: bool = False) -> None:
         self.name = check_name(name)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
-from protokit.widgets.compare_widget import Compare
+from protokit._extras import require_lab
+
+require_lab("pk.Compare (the widget)", "ipywidgets", "IPython")
+
+from protokit.widgets.compare_widget import Compare  # noqa: E402  (after the one-line check above)
 
 __all__ = ["Compare"]

@@ -29,7 +29,7 @@ import ipywidgets as widgets
 import traitlets
 
 from protokit import _aio
-from protokit.comparisons import CompareArgs
+from protokit.comparisons import CompareArgs, candidate_name
 from protokit.errors import ConfigError, ProtokitError
 from protokit.models import Model
 from protokit.models import model as make_model
@@ -44,8 +44,8 @@ from protokit.widgets.inputs import (
     estimate_html,
     opt_text,
     parse_options,
-    template_problem,
 )
+from protokit.widgets.prompt_editor import PromptEditor
 
 if TYPE_CHECKING:
     from protokit.comparisons import Comparison
@@ -65,7 +65,9 @@ class Compare(widgets.VBox):
     models
         ``provider:name`` strings, :class:`~protokit.Model` objects or callables, as for ``pk.compare``.
     prompt
-        The template, with ``{column}`` fields from ``cases``.
+        The template, with ``{column}`` fields from ``cases``; or a dict of named prompt variants, as for
+        ``pk.compare``: the grid then has a column per model and variant, and "Add variant" adds one
+        (templates are editable; a messages list or a function is shown and passed through).
     cases
         The cases, as for ``pk.compare`` (a DataFrame, or a list of dicts).
     scorers
@@ -78,12 +80,13 @@ class Compare(widgets.VBox):
         way. Samples and the temperature/max tokens options stay editable in the widget.
     """
 
-    chosen = traitlets.Unicode(None, allow_none=True, help="The model id picked with 'Use this model'.")
+    chosen = traitlets.Unicode(None, allow_none=True,
+                               help="The model id (with variants, the candidate 'model · variant') picked.")
 
     def __init__(
         self,
         models: Sequence[Any],
-        prompt: str,
+        prompt: str | Mapping[str, Any],
         cases: Any,
         scorers: Sequence[Any] = (),
         *,
@@ -113,6 +116,8 @@ class Compare(widgets.VBox):
         self._status_text = ""
         self._ui_seconds = 0.0  # time spent updating widgets from on_result (read by the benchmark)
         self._case_rows: list[tuple[Any, dict[str, Any]]] = []
+        self._candidates: dict[str, tuple[str, str | None]] = {}  # grid column -> (model id, variant)
+        self._run_prompt: Any = None  # the prompt of the last run started
         self._build(prompt, self.args.samples)
         self.cases = cases
         for spec in models:
@@ -121,7 +126,7 @@ class Compare(widgets.VBox):
             self.run_sync()
 
     # -- layout -----------------------------------------------------------------------------------
-    def _build(self, prompt: str, samples: int) -> None:
+    def _build(self, prompt: str | Mapping[str, Any], samples: int) -> None:
         wide = {"description_width": "initial"}
         self._header = widgets.HTML(static.CSS + '<div class="pk-title">protokit · compare</div>')
         self._model_checks = widgets.HBox(layout=widgets.Layout(flex_flow="row wrap"))
@@ -130,8 +135,7 @@ class Compare(widgets.VBox):
         self._new_model.observe(lambda _c: self._add_typed(), names="value")
         self._add_button = widgets.Button(description="Add model", icon="plus", layout=widgets.Layout(width="auto"))
         self._add_button.on_click(lambda _b: self._add_typed())
-        self._prompt = widgets.Textarea(value=prompt, rows=max(3, min(10, prompt.count("\n") + 2)),
-                                        layout=widgets.Layout(width="100%"))
+        self._prompts = PromptEditor(prompt)
         self._columns = widgets.HTML()
         self._temperature = widgets.Text(value=opt_text(self._options.pop("temperature", None)),
                                          placeholder="default", description="temperature", style=wide,
@@ -178,8 +182,7 @@ class Compare(widgets.VBox):
             self._header,
             widgets.HBox([widgets.HTML("<b>Models</b>&nbsp;"), self._model_checks, self._new_model,
                           self._add_button], layout=widgets.Layout(flex_flow="row wrap", align_items="center")),
-            widgets.HTML("<b>Prompt template</b>"),
-            self._prompt,
+            self._prompts.box,
             self._columns,
             widgets.HBox([widgets.HBox([self._temperature, self._max_tokens, self._samples]),
                           widgets.HBox([self._estimate_button, self._run_button, self._cancel_button])],
@@ -243,13 +246,21 @@ class Compare(widgets.VBox):
         return [c.description for c in self._model_checks.children if c.value]
 
     @property
-    def prompt(self) -> str:
-        """The prompt template as currently edited."""
-        return str(self._prompt.value)
+    def prompt(self) -> str | dict[str, Any]:
+        """The prompt template as currently edited; with variants, the ``{name: template}`` dict."""
+        return self._prompts.value
 
     @prompt.setter
-    def prompt(self, value: str) -> None:
-        self._prompt.value = value
+    def prompt(self, value: str | Mapping[str, Any]) -> None:
+        self._prompts.value = value
+
+    def add_variant(self, name: str | None = None, template: str | None = None) -> str:
+        """Add a prompt variant (what "Add variant" does; a copy of the last template by default); its name."""
+        return self._prompts.add(name, template)
+
+    def remove_variant(self, name: str) -> None:
+        """Remove a prompt variant by name (the last one stays)."""
+        self._prompts.remove(name)
 
     @property
     def status(self) -> str:
@@ -269,7 +280,7 @@ class Compare(widgets.VBox):
             self._say("no model is ticked: tick one or add one as provider:name", error=True)
             return None
         prompt = self.prompt
-        problem = template_problem(prompt, case_columns(self._case_rows))
+        problem = self._prompts.problem(case_columns(self._case_rows))
         if problem:
             self._say(problem, error=True)
             return None
@@ -367,13 +378,17 @@ class Compare(widgets.VBox):
         self._chart_png = b""
         if self._grid is not None:
             self._grid.close()
-        self._grid = ResultGrid(self._case_rows, [m.id for m in plan.models], samples=plan.samples,
-                                on_rate=self._rated, on_choose=self.choose)
+        self._run_prompt = plan.prompt
+        variants: list[str | None] = list(plan.prompt) if isinstance(plan.prompt, Mapping) else [None]
+        self._candidates = {candidate_name(m.id, p): (m.id, p) for m in plan.models for p in variants}
+        self._grid = ResultGrid(self._case_rows, list(self._candidates), samples=plan.samples,
+                                on_rate=self._rated, on_choose=self.choose,
+                                key="candidate" if variants != [None] else "model")
         self._grid_area.children = (self._grid.box,)
         if self.chosen:
             self._grid.mark_chosen(self.chosen)
         self._after.layout.display = "none"
-        total = len(self._case_rows) * len(plan.models) * plan.samples
+        total = len(self._case_rows) * len(self._candidates) * plan.samples
         with self._progress.hold_sync():
             self._progress.max = max(1, total)
             self._progress.value = 0
@@ -477,10 +492,20 @@ class Compare(widgets.VBox):
                 self._say(str(exc), error=True)
 
     def choose(self, model: str) -> None:
-        """Pick a model: set ``chosen`` and add a ``model = "..."`` cell below the widget."""
+        """Pick a model: set ``chosen`` and add a ``model = "..."`` cell below the widget.
+
+        With prompt variants ``model`` is a candidate, and the cell sets ``prompt`` too: the
+        variant's template (or, for a variant that is not one, its name as ``prompt_variant``).
+        """
         self.chosen = model
         line = f"model = {json.dumps(model)}"
-        self._choice.value = line
+        model_id, variant = self._candidates.get(model, (model, None))
+        if variant is not None:  # the variant as it was run, not as edited since
+            template = self._run_prompt.get(variant) if isinstance(self._run_prompt, Mapping) else None
+            line = f"model = {json.dumps(model_id)}\n" + (
+                f"prompt = {json.dumps(template)}" if isinstance(template, str)
+                else f"prompt_variant = {json.dumps(variant)}")
+        self._choice.value = line.replace("\n", "; ")  # one line in the copy box
         self._choice_row.layout.display = "flex"
         if self._grid is not None:
             self._grid.mark_chosen(model)

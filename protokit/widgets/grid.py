@@ -1,4 +1,7 @@
-"""The live side-by-side grid: one row per case, one column per model, filled cell by cell.
+"""The live side-by-side grid: one row per case, one column per model (candidate), filled cell by cell.
+
+With prompt variants a column is a candidate, ``model · variant``, and rows find their
+column by their ``candidate`` value rather than their ``model``.
 
 The grid is built once per run as a ``GridBox`` whose children never change
 afterwards. A result touches only its own cell: it creates one ``HTML`` (its
@@ -28,12 +31,12 @@ __all__ = ["RATING_ICONS", "RATING_OPTIONS", "ResultGrid"]
 RATING_OPTIONS: list[tuple[str, int]] = [(" ", 1), ("  ", 0)]
 RATING_ICONS = ["thumbs-up", "thumbs-down"]
 
-CellKey = tuple[str, str]  # (case id as text, model id)
+CellKey = tuple[str, str]  # (case id as text, model id or candidate name)
 W = TypeVar("W", bound=widgets.Widget)
 
 
 class ResultGrid:
-    """A GridBox of cases x models whose cells are filled one at a time by :meth:`put`."""
+    """A GridBox of cases x models (or candidates, ``key="candidate"``) filled one cell at a time by :meth:`put`."""
 
     def __init__(
         self,
@@ -43,8 +46,12 @@ class ResultGrid:
         samples: int = 1,
         on_rate: Callable[[Any, str, int, int | None], None] | None = None,
         on_choose: Callable[[str], None] | None = None,
+        key: str = "model",
     ) -> None:
         self.models = list(models)
+        self.key = key
+        use = "Use this model" if key == "model" else "Use this one"
+        self._use_label = use
         self.samples = samples
         self._on_rate = on_rate
         self._on_choose = on_choose
@@ -68,7 +75,8 @@ class ResultGrid:
 
         children: list[widgets.Widget] = [self._html('<span class="pk-muted">case</span>')]
         for model in self.models:
-            button = self._own(widgets.Button(description="Use this model", tooltip=f'model = "{model}"',
+            button = self._own(widgets.Button(description=use, tooltip=f'use "{model}"' if key != "model"
+                                              else f'model = "{model}"',
                                               icon="check", layout=self._html_layout, _dom_classes=("pk-use",)))
             button.on_click(lambda _b, m=model: self._choose(m))
             self.use_buttons[model] = button
@@ -103,11 +111,11 @@ class ResultGrid:
         for m, button in self.use_buttons.items():
             chosen = m == model
             button.button_style = "success" if chosen else ""
-            button.description = "Chosen" if chosen else "Use this model"
+            button.description = "Chosen" if chosen else self._use_label
 
     def put(self, row: Mapping[str, Any]) -> None:
         """Show one result row in its cell (only that cell's widgets change)."""
-        case, model = str(row["case"]), str(row["model"])
+        case, model = str(row["case"]), str(row[self.key])
         cell = self.cells.get((case, model))
         if cell is None:
             return  # a model or case this grid was not built for (e.g. a row from an older run)

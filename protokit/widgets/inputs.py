@@ -21,7 +21,7 @@ class RunPlan:
     """A validated run request: what acompare/estimate are called with."""
 
     models: list[Model]
-    prompt: str
+    prompt: Any  # a template, or {name: template} with prompt variants
     samples: int
     options: dict[str, Any]
     kwargs: dict[str, Any] = field(default_factory=dict)

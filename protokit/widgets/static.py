@@ -192,8 +192,9 @@ def _rating_mark(value: Any) -> str:
 
 
 def grid_table(results: pd.DataFrame, models: Sequence[str], cases: Sequence[tuple[Any, Mapping[str, Any]]],
-               score_names: Sequence[str] | None = None, samples: int = 1, max_cases: int = 100) -> str:
-    """The side-by-side grid as a plain HTML table (one row per case, one column per model).
+               score_names: Sequence[str] | None = None, samples: int = 1, max_cases: int = 100,
+               key: str = "model") -> str:
+    """The side-by-side grid as a plain HTML table (one row per case, one column per model or candidate).
 
     Only the first ``max_cases`` cases are drawn, so a big run does not bloat the saved notebook.
     """
@@ -201,7 +202,7 @@ def grid_table(results: pd.DataFrame, models: Sequence[str], cases: Sequence[tup
     for record in results.to_dict("records"):
         row = {str(k): v for k, v in record.items()}
         mark = _rating_mark(row.get("rating"))
-        by_cell.setdefault((str(row["case"]), str(row["model"])), []).append(
+        by_cell.setdefault((str(row["case"]), str(row[key])), []).append(
             cell_html(row, score_names, samples=samples) + mark)
     head = "".join(f"<th>{html.escape(m)}</th>" for m in models)
     body = []
@@ -274,21 +275,31 @@ def png_img(png: bytes, alt: str = "chart") -> str:
     return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{data}" style="max-width:100%">'
 
 
-def page_html(*, models: Sequence[str], prompt: str, cases: Sequence[tuple[Any, Mapping[str, Any]]],
+def _prompt_html(prompt: str | Mapping[str, Any]) -> str:
+    if not isinstance(prompt, Mapping):
+        return f'<pre class="pk-out">{html.escape(prompt)}</pre>'
+    return "".join(f'<div class="pk-muted">prompt {html.escape(str(name))}:</div>'
+                   f'<pre class="pk-out">{html.escape(value if isinstance(value, str) else repr(value))}</pre>'
+                   for name, value in prompt.items())
+
+
+def page_html(*, models: Sequence[str], prompt: str | Mapping[str, Any],
+              cases: Sequence[tuple[Any, Mapping[str, Any]]],
               samples: int, status: str, comparison: Comparison | None, summary: str, chart_png: bytes,
               verdict: str, chosen: str | None) -> str:
     """The whole widget as static HTML: settings, grid, summary, chart, verdict and choice."""
     parts = [CSS, '<div class="pk-compare"><div class="pk-title">protokit · compare</div>',
              f'<div class="pk-muted">models: {html.escape(", ".join(models) or "none")} · '
              f"{len(cases)} cases · samples {samples}</div>",
-             f'<pre class="pk-out">{html.escape(prompt)}</pre>']
+             _prompt_html(prompt)]
     if status:
         parts.append(f'<div class="pk-muted">{html.escape(status)}</div>')
     if comparison is None:
         parts.append('<div class="pk-pending">Not run yet. Pass run=True to run it when the notebook '
                      "is executed (papermill, nbconvert), so the output keeps the results.</div>")
     else:
-        parts.append(grid_table(comparison.results, comparison.models, cases, samples=samples))
+        parts.append(grid_table(comparison.results, comparison.candidates, cases, samples=samples,
+                                key=comparison.key))
         parts.append(summary)
         if chart_png:
             parts.append(png_img(chart_png, "quality against cost"))
