@@ -62,14 +62,13 @@ def test_variants_are_candidates_in_results_summary_and_statistics(sandbox, pric
     assert list(s.columns[:4]) == ["candidate", "model", "prompt", "n"]
     assert s["candidate"].tolist() == cmp.candidates and s["n"].tolist() == [4, 4, 4, 4]
     assert s.set_index("candidate")["score_exact"].tolist() == [0.5, 0.5, 0.5, 0.5]
-    # Each variant answers half the cases right, and different halves: no significant difference, so
-    # the cheapest candidate wins; the same model's two variants tie on cost and the first stays.
+    # Each variant answers half the cases right, and different halves: no difference, so the cheapest wins.
     assert cmp.best() == "openai:echo · plain"
     pair = cmp.compare_pair("openai:echo · polite", "openai:echo · plain")
     with pytest.raises(pk.ConfigError, match="'echo · polite' could be openai:echo · polite or anthropic:echo · pol"):
         cmp.compare_pair("echo · polite", "openai:echo · plain")  # a short model name, when it is unambiguous
     assert (pair.a, pair.b, pair.n, pair.diff) == ("openai:echo · polite", "openai:echo · plain", 4, 0.0)
-    assert set(cmp.pareto()) == {"openai:echo · plain", "openai:echo · polite"}
+    assert cmp.pareto() == ["openai:echo · plain"]  # "Please: " costs tokens and scores no better
     assert cmp.per_case("anthropic:echo · polite").tolist() == [0.0, 1.0, 0.0, 1.0]
     text = cmp.report()
     assert text.startswith("openai:echo · plain scores 0.50") and "Use openai:echo · plain: " in text
@@ -156,7 +155,6 @@ def test_estimate_counts_each_candidate(sandbox, priced):
 
 def test_a_stored_run_keeps_its_variants(sandbox, priced, tmp_path):
     cmp = pk.compare([echo(sandbox), claude(sandbox)], VARIANTS, CASES, [pk.scorers.exact("expected")])
-    cmp.add_rating(0, "anthropic:echo · polite", 0)
     loaded = pk.load_run(cmp.run_id)
     assert loaded.prompts == ["plain", "polite"] and loaded.candidates == cmp.candidates
     assert loaded.prompt == VARIANTS
@@ -164,6 +162,10 @@ def test_a_stored_run_keeps_its_variants(sandbox, priced, tmp_path):
     pd.testing.assert_frame_equal(loaded.summary, cmp.summary)
     assert loaded.best() == cmp.best() and loaded.report() == cmp.report()
     assert loaded.compare_pair("openai:echo · plain", "anthropic:echo · polite").n == 4
+    cmp.add_rating(0, "anthropic:echo · polite", 0)
+    rated = pk.load_run(cmp.run_id).results
+    assert rated.loc[rated["rating"].notna(), ["case", "candidate"]].values.tolist() == [
+        [0, "anthropic:echo · polite"]]
     path = str(pk.cache.get_cache().path)
     out = CliRunner().invoke(runs_cli, ["show", cmp.run_id, "--path", path])
     assert out.exit_code == 0, out.output
@@ -358,6 +360,7 @@ def _variant_run(name: str) -> pk.Comparison:
                       [pk.scorers.exact("y")])
 
 
+@pytest.mark.filterwarnings("ignore:Glyph .* missing from font")
 @settings(max_examples=25, deadline=None)
 @given(name=HOSTILE)
 def test_a_variant_name_stays_text_in_the_html_report(name: str) -> None:
@@ -368,6 +371,7 @@ def test_a_variant_name_stays_text_in_the_html_report(name: str) -> None:
     assert html.escape(f"callable:m · {name}") in page
 
 
+@pytest.mark.filterwarnings("ignore:Glyph .* missing from font")
 @settings(max_examples=15, deadline=None)
 @given(name=HOSTILE)
 def test_a_variant_name_stays_text_in_the_widget(name: str) -> None:

@@ -519,7 +519,8 @@ class Compare(widgets.VBox):
         return static.page_html(
             models=self.models, prompt=self.prompt, cases=self._case_rows, samples=int(self._samples.value),
             status=self._status_text, comparison=self.comparison, summary=self._summary.value,
-            chart_png=self._chart_png, verdict=self._verdict.value, chosen=self.chosen)
+            chart_png=self._chart_png, verdict=self._verdict.value, chosen=self.chosen,
+            choice=self._choice.value or None)
 
     def _repr_html_(self) -> str:
         return self.to_html()

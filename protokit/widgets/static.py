@@ -286,7 +286,7 @@ def _prompt_html(prompt: str | Mapping[str, Any]) -> str:
 def page_html(*, models: Sequence[str], prompt: str | Mapping[str, Any],
               cases: Sequence[tuple[Any, Mapping[str, Any]]],
               samples: int, status: str, comparison: Comparison | None, summary: str, chart_png: bytes,
-              verdict: str, chosen: str | None) -> str:
+              verdict: str, chosen: str | None, choice: str | None = None) -> str:
     """The whole widget as static HTML: settings, grid, summary, chart, verdict and choice."""
     parts = [CSS, '<div class="pk-compare"><div class="pk-title">protokit · compare</div>',
              f'<div class="pk-muted">models: {html.escape(", ".join(models) or "none")} · '
@@ -305,6 +305,7 @@ def page_html(*, models: Sequence[str], prompt: str | Mapping[str, Any],
             parts.append(png_img(chart_png, "quality against cost"))
         parts.append(verdict)
     if chosen:
-        parts.append(f"<div>chosen: <code>model = {html.escape(json.dumps(chosen))}</code></div>")
+        line = choice or f"model = {json.dumps(chosen)}"  # with prompt variants the line sets the prompt too
+        parts.append(f"<div>chosen: <code>{html.escape(line)}</code></div>")
     parts.append("</div>")
     return "".join(parts)
