@@ -499,7 +499,134 @@ pk.output("tests_passed", int(passed.group(1)) if passed and tests.returncode ==
     ])
 
 
-BUILDERS = {"quickstart": quickstart, "providers": providers, "promote": promote_tour}
+def beyond_models() -> nbformat.NotebookNode:
+    """Comparing more than models: prompt variants, a settings sweep, a tool-call eval, a structured-output eval."""
+    return new_notebook(metadata={"kernelspec": KERNEL}, cells=[
+        md("""
+# Beyond models: prompts, settings, tools and structured output
+
+Choosing a model is rarely the only question. This notebook compares, on the same cases and
+with the same statistics as `quickstart.ipynb`:
+
+1. two **prompt variants** (each model x prompt pair is a candidate),
+2. one model under two **settings** (`pk.sweep`),
+3. **tool calls**: does the model call the right function with the right arguments,
+4. **structured output**: does the answer match a schema.
+
+In the recorded run every model is **simulated** by protokit's offline sandbox: the
+`simulated-*` models route tickets by keywords, and `echo` answers with what it was sent (a
+`tool:NAME {...}` line becomes that tool call; JSON text becomes a JSON answer). Swap in
+`openai:gpt-4.1-mini` or `anthropic:claude-haiku-4-5` to ask real ones.
+"""),
+        code('''
+n_cases: int = 12  # how many labelled tickets the prompt comparison uses
+''', "parameters"),
+        code('''
+from typing import Literal
+
+import pandas as pd
+import pydantic
+
+import protokit as pk
+
+tickets = pd.read_csv("data/tickets.csv").head(n_cases)
+exact = pk.scorers.exact("label", ignore_case=True, ignore_punctuation=True, name="accuracy")
+'''),
+        md("""
+## 1. Prompt variants
+
+A dict of prompts makes every (model, prompt) pair a candidate, named `model · prompt`. The
+"listed" variant names the five queues in the prompt; for a model that matches keywords, that
+is a trap: every label word is now in every message.
+"""),
+        code('''
+variants = pk.compare(
+    models=["openai:simulated-large", "openai:simulated-medium"],
+    prompt={"plain": "{ticket}",
+            "listed": "Route to billing, technical, account, shipping or other: {ticket}"},
+    cases=tickets, scorers=[exact],
+)
+variants.summary[["candidate", "n", "score_accuracy", "score_accuracy_lo", "score_accuracy_hi"]]
+'''),
+        code('''
+print(variants.report("accuracy"))
+'''),
+        md("""
+## 2. One model, two settings
+
+`pk.sweep` gives one named model per value (per combination, for several options). The
+simulated model ignores temperature, so here they agree; a real model's answers would not.
+"""),
+        code('''
+sweep = pk.compare(models=pk.sweep("openai:simulated-small", temperature=[0, 1]),
+                   prompt="{ticket}", cases=tickets, scorers=[exact])
+sweep.summary[["model", "score_accuracy"]]
+'''),
+        md("""
+## 3. Tool calls
+
+`tools=` takes typed Python functions (the JSON schema comes from the hints and docstring) or
+JSON definitions, sent through each provider's native tool API; `pk.scorers.tool_call` checks
+the call. The `expected` column holds the arguments each case should produce.
+"""),
+        code('''
+def get_weather(city: str, unit: Literal["c", "f"] = "c") -> str:
+    """Current weather in a city.
+
+    Args:
+        city: The city's name.
+        unit: Celsius or Fahrenheit.
+    """
+    return f"12 degrees {unit} in {city}"
+
+
+questions = pd.DataFrame([
+    {"question": 'tool:get_weather {"city": "Paris"}', "expected": {"city": "Paris"}},
+    {"question": 'tool:get_weather {"city": "Lyon", "unit": "f"}', "expected": {"city": "Lyon", "unit": "f"}},
+    {"question": 'tool:get_weather {"city": "Nice"}', "expected": {"city": "Paris"}},  # a wrong call
+    {"question": "What is the weather like?", "expected": {"city": "Paris"}},        # no call at all
+])
+tools = pk.compare(models=["openai:echo", "anthropic:echo"], prompt="{question}", cases=questions,
+                   tools=[get_weather], scorers=[pk.scorers.tool_call("get_weather", args="expected")])
+tools.results[["model", "question", "tool_calls", "score_tool_call"]]
+'''),
+        md("""
+## 4. Structured output
+
+`schema=` takes a JSON schema or a pydantic model: OpenAI gets a strict `json_schema` response
+format, Anthropic a forced tool. `parsed` holds the validated object; an answer that does not
+match is a per-cell `schema` error, counted like any other error.
+"""),
+        code('''
+class Ticket(pydantic.BaseModel):
+    label: Literal["billing", "technical", "account", "shipping", "other"]
+    urgent: bool
+
+
+answers = pd.DataFrame([
+    {"text": '{"label": "billing", "urgent": true}', "label": "billing"},
+    {"text": '{"label": "shipping", "urgent": false}', "label": "shipping"},
+    {"text": '{"label": "sales", "urgent": false}', "label": "other"},   # not one of the labels
+])
+structured = pk.compare(models=["openai:echo", "anthropic:echo"], prompt="{text}", cases=answers,
+                        schema=Ticket,
+                        scorers=[pk.scorers.custom(lambda parsed, case: parsed.label == case["label"],
+                                                   name="label_ok", reads="parsed")])
+structured.results[["model", "parsed", "error", "score_label_ok"]]
+'''),
+        md("## Outputs"),
+        code('''
+by_candidate = variants.summary.set_index("candidate")["score_accuracy"].round(4).to_dict()
+pk.output("best_candidate", variants.best("accuracy"))
+pk.output("accuracy_by_candidate", by_candidate)
+pk.output("tool_call_accuracy", tools.summary.set_index("model")["score_tool_call"].round(4).to_dict())
+pk.output("schema_errors", int((structured.results["error"] == "schema").sum()));
+'''),
+    ])
+
+
+BUILDERS = {"quickstart": quickstart, "providers": providers, "promote": promote_tour,
+            "beyond_models": beyond_models}
 
 
 def _tidy(path: Path) -> None:

@@ -57,7 +57,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
         try:
             result = run_demo(out, say=lines.append)
         except Exception:
-            print("\n".join(lines)); raise
+            print("\n".join(lines))  # what the demo said before it failed (its findings), for the report
+            raise
     return SimpleNamespace(out=out, result=result, said="\n".join(lines), module=out / "triage.py",
                            tests=out / "tests" / "test_triage.py",
                            golden=out / "tests" / "cassettes" / "triage.golden.json")

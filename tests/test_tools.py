@@ -263,12 +263,15 @@ def test_bad_tools_are_one_line_config_errors():
 
     def odd(x: complex) -> None: ...
 
-    for tools, problem in ([untyped], "no usable type hint"), ([star], "named arguments only"), \
-            ([odd], "has no JSON form"), ([get_weather, get_weather], "two tools are named"), \
-            ([{"name": "x y"}], "needs a 'name'"), ([{"name": "x", "parameters": {"type": "array"}}], "type 'object'"), \
-            ([{"name": "x", "params": {}}], "unknown key 'params'"), ("get_weather", "must be a list"), \
-            ([42], "must be a function or a JSON definition"), \
-            ([{"name": "x", "parameters": {"type": "object", "properties": 3}}], "invalid JSON schema"):
+    bad: list[tuple[Any, str]] = [
+        ([untyped], "no usable type hint"), ([star], "named arguments only"), ([odd], "has no JSON form"),
+        ([get_weather, get_weather], "two tools are named"), ([{"name": "x y"}], "needs a 'name'"),
+        ([{"name": "x", "parameters": {"type": "array"}}], "type 'object'"),
+        ([{"name": "x", "params": {}}], "unknown key 'params'"), ("get_weather", "must be a list"),
+        ([42], "must be a function or a JSON definition"),
+        ([{"name": "x", "parameters": {"type": "object", "properties": 3}}], "invalid JSON schema"),
+    ]
+    for tools, problem in bad:
         with pytest.raises(pk.ConfigError, match=problem):
             pk.model("openai:x", tools=tools)
     with pytest.raises(pk.ConfigError, match="run_tools=True needs Python functions"):
@@ -480,7 +483,8 @@ def test_run_tools_is_bounded_by_max_steps_and_tool_errors_go_back_to_the_model(
 def test_compare_with_run_tools(sandbox):
     cmp = pk.compare([model(sandbox, "openai"), model(sandbox, "anthropic")], "{q}", [{"q": WEATHER}],
                      tools=[get_weather], run_tools=True, max_steps=2,
-                     scorers=[pk.scorers.tool_call("get_weather", {"city": "Paris"}), pk.scorers.contains(text="sunny")])
+                     scorers=[pk.scorers.tool_call("get_weather", {"city": "Paris"}),
+                              pk.scorers.contains(text="sunny")])
     r = cmp.results
     assert r["output"].tolist() == ["18 degrees c and sunny in Paris"] * 2
     assert r["score_tool_call"].tolist() == [1.0, 1.0] and r["score_contains"].tolist() == [1.0, 1.0]

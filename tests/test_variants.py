@@ -88,7 +88,7 @@ def test_a_candidate_is_named_by_its_variant_when_there_is_one_model(sandbox):
     cmp.add_rating(1, "polite", 1)
     assert cmp.results.loc[cmp.results["rating"].notna(), "candidate"].tolist() == ["openai:echo · polite"]
     assert cmp.summary.set_index("candidate").loc["openai:echo · polite", "rating"] == 1.0
-    with pytest.raises(pk.ConfigError, match="no candidate 'rude'.*openai:echo · plain, openai:echo · polite"):
+    with pytest.raises(pk.ConfigError, match=r"no candidate 'rude'.*openai:echo · plain, openai:echo · polite"):
         cmp.compare_pair("rude", "plain")
     with pytest.raises(pk.ConfigError, match="no candidate 'openai:echo'"):  # which variant? it does not guess
         cmp.per_case("openai:echo")
@@ -212,6 +212,18 @@ def test_sweep_names_one_model_per_value_and_per_combination():
         'haiku temperature=0 top_p=0.5 stop=["\\n"]', 'haiku temperature=0 top_p=1 stop=["\\n"]',
         'haiku temperature=1 top_p=0.5 stop=["\\n"]', 'haiku temperature=1 top_p=1 stop=["\\n"]']
     assert all(m.defaults["max_tokens"] == 300 and m.defaults["stop"] == ["\n"] for m in grid)
+
+
+def test_stop_and_tools_are_swept_only_by_a_list_of_lists():
+    def get_weather(city: str) -> str:
+        """The weather in a city."""
+        return "sunny"
+
+    fixed = pk.sweep("openai:x", temperature=[0, 1], stop=["\n"], tools=[get_weather])
+    assert [m.id for m in fixed] == ["x temperature=0", "x temperature=1"]
+    assert all(m.defaults["stop"] == ["\n"] and "tools" in m.defaults for m in fixed)
+    swept = pk.sweep("openai:x", tools=[[], [get_weather]])
+    assert [m.id for m in swept] == ["x tools=[]", 'x tools=["get_weather"]']
 
 
 @pytest.mark.parametrize(("args", "kwargs", "message"), [

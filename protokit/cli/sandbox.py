@@ -63,6 +63,14 @@ __all__ = ["command"]
     show_default=True,
     help="Value of the retry-after-ms header sent with 429 faults.",
 )
+@click.option(
+    "--batch-delay",
+    type=float,
+    default=0.0,
+    show_default=True,
+    metavar="S",
+    help="Seconds a batch (OpenAI Batch API, Anthropic Message Batches) takes to finish.",
+)
 def command(port: int, **settings: Any) -> None:
     """Run a local server that speaks the OpenAI and Anthropic APIs.
 

@@ -43,6 +43,11 @@ def model(spec: Any, **options: Any) -> Model:
         ``seed``, ``response_format``), plus ``base_url``, ``api_key``, ``timeout``,
         ``price={"input": ..., "output": ...}`` (USD per 1M tokens) and, for a
         callable, ``name``. An unknown option is an error naming the known ones.
+        ``tools=[fn or {"name", "description", "parameters"}, ...]`` are tools the model may
+        call (``Response.tool_calls``); ``schema=`` (a JSON schema or a pydantic class) the form
+        its answer must have (``Response.parsed``, else a SchemaError); ``run_tools=True``
+        (``max_steps=5``) runs the Python tools it calls and asks it again. Each of these may
+        also be given to ``complete``, ``acomplete`` and ``stream``, replacing the model's own.
     """
     from protokit.models.registry import create
 

@@ -1,5 +1,6 @@
-"""What the HTTP adapters share: where their server and key come from, and one SDK client per
-(provider, base_url, key, timeout) and event loop, reused across calls.
+"""What the HTTP adapters share: where their server and key come from, which transport their SDK
+clients use, and one SDK client per (provider, base_url, key, timeout) and event loop, reused
+across calls and closed when that loop ends.
 
 Creating a client per call costs a new connection pool each time (the main
 reason some tools are many times slower); an async client is tied to the loop
@@ -9,11 +10,14 @@ it was first used on, hence one set per loop.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import contextlib
 import json
 import os
+import sys
+import threading
 import weakref
-from collections.abc import Callable, Hashable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Iterator
 from types import ModuleType
 from typing import Any, TypeVar
 
@@ -21,13 +25,46 @@ from protokit.errors import ProviderConnectionError, ProviderError, ProviderTime
 from protokit.models._errors import body_message, by_status
 from protokit.models.base import Model
 
-__all__ = ["ServerModel", "client_for"]
+__all__ = ["ServerModel", "client_for", "transport_kwargs"]
 
 T = TypeVar("T")
 
-_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[Hashable, Any]] = (
-    weakref.WeakKeyDictionary()
-)
+# Seconds the interpreter's exit waits for the clients of a loop still running in another thread
+# (protokit's background loop) to close.
+_EXIT_WAIT_S = 2.0
+
+# SDKs (by module name) found on first try to have no usable aiohttp transport.
+_no_aiohttp: set[str] = set()
+
+
+def transport_kwargs(sdk: ModuleType) -> dict[str, Any]:
+    """The extra keyword arguments for an SDK client's constructor: its aiohttp transport if it has one.
+
+    ``{"http_client": sdk.DefaultAioHttpClient()}`` keeps the SDK's request building, retries and
+    exception types but spends about a third less CPU per call than its default httpx transport,
+    which is what bounds a fan-out on a small machine (bench/RESULTS.md, section 9). ``{}``, the
+    SDK's default transport, when the SDK has none or cannot load it (installed without its
+    ``aiohttp`` extra): the SDK says so by raising RuntimeError, remembered here so it is tried once.
+    """
+    factory = getattr(sdk, "DefaultAioHttpClient", None)
+    if factory is None or sdk.__name__ in _no_aiohttp:
+        return {}
+    try:
+        return {"http_client": factory()}
+    except RuntimeError:  # "To use the aiohttp client you must have installed the package with the `aiohttp` extra"
+        _no_aiohttp.add(sdk.__name__)
+        return {}
+
+
+class _LoopClients(dict[Hashable, Any]):
+    """One loop's clients, with the async generator that closes them when the loop shuts down."""
+
+    closer: AsyncGenerator[None, None] | None = None
+
+
+_by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopClients] = weakref.WeakKeyDictionary()
+_lock = threading.RLock()  # guards _by_loop's entries coming and going (loops may run in several threads)
+_exit_hook = False
 
 
 def client_for(key: Hashable, make: Callable[[], T]) -> T:
@@ -35,11 +72,82 @@ def client_for(key: Hashable, make: Callable[[], T]) -> T:
     loop = asyncio.get_running_loop()
     clients = _by_loop.get(loop)
     if clients is None:
-        clients = _by_loop[loop] = {}
+        clients = _open(loop)
     client: T | None = clients.get(key)
     if client is None:
         client = clients[key] = make()
     return client
+
+
+def _open(loop: asyncio.AbstractEventLoop) -> _LoopClients:
+    """Start the running loop's set of clients, closed when the loop shuts down or the interpreter exits.
+
+    An aiohttp session must be closed on its own loop, or it warns "Unclosed client session" when
+    collected. ``asyncio.run`` (``loop.shutdown_asyncgens``) closes every async generator the loop
+    has started before it closes the loop: the set's closer is one, started here on the loop. A loop
+    that runs on (protokit's background loop) has its clients closed at interpreter exit instead.
+    """
+    global _exit_hook
+    with _lock:
+        _forget_closed_loops()
+        clients = _by_loop[loop] = _LoopClients()
+        clients.closer = _closer(loop, clients)
+        _step(clients.closer.__anext__())  # to its first yield: the loop's hooks now know it
+        if not _exit_hook:
+            atexit.register(_close_at_exit)
+            _exit_hook = True
+    return clients
+
+
+async def _closer(loop: asyncio.AbstractEventLoop, clients: _LoopClients) -> AsyncGenerator[None, None]:
+    try:
+        yield
+    finally:
+        with _lock:
+            if _by_loop.get(loop) is clients:
+                del _by_loop[loop]
+        if not loop.is_closed():
+            await _close_all(list(clients.values()))
+        clients.clear()
+
+
+async def _close_all(clients: list[Any]) -> None:
+    for client in clients:
+        with contextlib.suppress(Exception):
+            await client.close()
+
+
+def _forget_closed_loops() -> None:
+    """Drop the clients of loops closed without shutting their async generators down (nothing can close them now)."""
+    with _lock:
+        entries = list(_by_loop.items())
+    for loop, clients in entries:
+        if loop.is_closed() and clients.closer is not None:
+            _step(clients.closer.aclose())  # runs the closer's finally, which awaits nothing on a closed loop
+
+
+def _close_at_exit() -> None:
+    """Close the clients of loops still running in other threads (protokit's background loop) or left idle."""
+    with _lock:
+        entries = list(_by_loop.items())
+    for loop, clients in entries:
+        if loop.is_closed() or clients.closer is None:
+            continue
+        with contextlib.suppress(Exception):
+            if loop.is_running():
+                asyncio.run_coroutine_threadsafe(_close_soon(clients.closer), loop).result(_EXIT_WAIT_S)
+            else:  # a notebook kernel's loop, stopped but not closed
+                loop.run_until_complete(_close_soon(clients.closer))
+
+
+async def _close_soon(closer: AsyncGenerator[None, None]) -> None:
+    await asyncio.wait_for(closer.aclose(), _EXIT_WAIT_S)
+
+
+def _step(awaitable: Awaitable[None]) -> None:
+    """Run an async generator's step that awaits nothing, synchronously."""
+    with contextlib.suppress(StopIteration, RuntimeError):
+        awaitable.send(None)  # type: ignore[attr-defined]
 
 
 class ServerModel(Model):
@@ -78,12 +186,14 @@ class ServerModel(Model):
         The openai and anthropic SDKs are generated by the same tool and share their exception
         classes' names and shapes, so one reading serves both.
         """
-        if isinstance(exc, sdk.APITimeoutError):  # a subclass of APIConnectionError: first
+        failed = _connection_failure(exc) if isinstance(exc, sdk.APITimeoutError) else None
+        if isinstance(exc, sdk.APITimeoutError) and failed is None:  # an APIConnectionError too: first
             return ProviderTimeoutError(f"{self.id}: no answer within {self.timeout}s; raise timeout= or retry",
                                         model=self.id)
         if isinstance(exc, sdk.APIConnectionError):
-            return ProviderConnectionError(f"{self.id}: could not reach {self._server() or default_server} ({exc}); "
-                                           f"check the server and {self.base_url_env_var}", model=self.id)
+            return ProviderConnectionError(f"{self.id}: could not reach {self._server() or default_server} "
+                                           f"({failed or exc}); check the server and {self.base_url_env_var}",
+                                           model=self.id)
         if isinstance(exc, sdk.APIStatusError):
             return by_status(exc.status_code, body_message(exc.body, exc.message), self.id, exc.response.headers,
                              self.key_env_var or "")
@@ -91,6 +201,26 @@ class ServerModel(Model):
             return ServerError(f"{self.id}: the provider sent a malformed response ({safe_text(str(exc)):.80})",
                                model=self.id)
         return None
+
+
+def _connection_failure(exc: BaseException) -> BaseException | None:
+    """The aiohttp error behind an SDK's "timeout" when the connection failed without timing out, else None.
+
+    The aiohttp adapter in some SDK releases (openai's copy of httpx-aiohttp 0.2.0) maps every
+    aiohttp.ClientConnectionError to httpx's ConnectTimeout, so a refused or reset connection
+    reaches protokit as APITimeoutError; its cause chain still holds aiohttp's own exception.
+    """
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is None:  # not loaded, so not the transport: the SDK's timeouts are timeouts
+        return None
+    cause: BaseException | None = exc
+    for _ in range(8):  # SDK error <- httpx error <- aiohttp error <- OSError: a short chain
+        cause = (cause.__cause__ or cause.__context__) if cause is not None else None
+        if cause is None or isinstance(cause, (TimeoutError, aiohttp.ServerTimeoutError)):
+            return None
+        if isinstance(cause, aiohttp.ClientConnectionError):
+            return cause
+    return None
 
 
 def _env(name: str | None) -> str | None:

@@ -10,7 +10,7 @@ from typing import Any
 import anthropic
 
 from protokit.errors import ConfigError, ContentFilterError, MissingKeyError
-from protokit.models._clients import ServerModel, client_for
+from protokit.models._clients import ServerModel, client_for, transport_kwargs
 from protokit.models.base import Request, Usage
 from protokit.models.env import PROVIDER_ENV
 from protokit.models.structured import schema_name
@@ -41,7 +41,7 @@ class AnthropicModel(ServerModel):
         return client_for(
             ("anthropic", base_url, key, self.timeout),
             lambda: anthropic.AsyncAnthropic(api_key=key, base_url=base_url, max_retries=0,
-                                             timeout=self.timeout),
+                                             timeout=self.timeout, **transport_kwargs(anthropic)),
         )
 
     def _params(self, request: Request) -> dict[str, Any]:

@@ -9,7 +9,7 @@ from typing import Any
 import openai
 
 from protokit.errors import ContentFilterError, MissingKeyError, ServerError
-from protokit.models._clients import ServerModel, client_for
+from protokit.models._clients import ServerModel, client_for, transport_kwargs
 from protokit.models.base import Request, Usage
 from protokit.models.env import PROVIDER_ENV
 from protokit.models.structured import schema_name, strict_schema
@@ -35,7 +35,8 @@ class OpenAIModel(ServerModel):
             key = "unused"  # local OpenAI-compatible servers ignore the key, the SDK insists on one
         return client_for(
             ("openai", base_url, key, self.timeout),
-            lambda: openai.AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=self.timeout),
+            lambda: openai.AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=self.timeout,
+                                      **transport_kwargs(openai)),
         )
 
     def _params(self, request: Request) -> dict[str, Any]:

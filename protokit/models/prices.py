@@ -4,6 +4,10 @@ The table ships as package data (``prices.json``). Users override or extend it
 with :func:`set_price`, ``pk.model(..., price={...})`` or a ``PROTOKIT_PRICES``
 JSON file of the same shape. A model with no known price costs ``None`` (and
 one warning per model), never an invented number.
+
+An entry may carry ``batch_input`` and ``batch_output``: the price of a call sent through the
+provider's batch API (``pk.compare(..., batch=True)``); :func:`batch_price` turns an entry into
+the one a batched call is billed at.
 """
 
 from __future__ import annotations
@@ -19,8 +23,8 @@ from typing import Any
 
 from protokit.errors import ConfigError
 
-__all__ = ["DEFAULT_OUTPUT_TOKENS", "PriceWarning", "check_price", "cost", "cost_with", "estimate_input_tokens",
-           "get_price", "price_date", "price_table_date", "set_price"]
+__all__ = ["DEFAULT_OUTPUT_TOKENS", "PriceWarning", "batch_price", "check_price", "cost", "cost_with",
+           "estimate_input_tokens", "get_price", "price_date", "price_table_date", "set_price"]
 
 # Output tokens a call is assumed to produce when max_tokens is not set: used by
 # pk.estimate and by the budget's reservation before a call is sent.
@@ -31,6 +35,7 @@ class PriceWarning(UserWarning):
 
 
 _FIELDS = ("input", "output", "cached_input", "reasoning")
+_BATCH_FIELDS = ("batch_input", "batch_output")  # the price through a batch API; see batch_price
 _overrides: dict[str, dict[str, float]] = {}
 _warned: set[str] = set()
 
@@ -63,10 +68,10 @@ def check_price(model_id: str, entry: Any) -> dict[str, float]:
     if not isinstance(entry, dict) or "input" not in entry or "output" not in entry:
         raise ConfigError(f"price for {model_id} must be a dict with 'input' and 'output' (USD per 1M tokens), "
                           f"e.g. price={{'input': 0.4, 'output': 1.6}}; got {entry!r:.80}")
-    unknown = set(entry) - set(_FIELDS)
+    unknown = set(entry) - set(_FIELDS) - set(_BATCH_FIELDS)
     if unknown:
         raise ConfigError(f"unknown price field(s) {', '.join(sorted(unknown))} for {model_id}; "
-                          f"known: {', '.join(_FIELDS)}")
+                          f"known: {', '.join(_FIELDS + _BATCH_FIELDS)}")
     for name, value in entry.items():
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
             raise ConfigError(f"price {name}={value!r} for {model_id} must be a non-negative number")
@@ -74,24 +79,54 @@ def check_price(model_id: str, entry: Any) -> dict[str, float]:
 
 
 def set_price(model_id: str, *, input: float, output: float, cached_input: float | None = None,
-              reasoning: float | None = None) -> None:
+              reasoning: float | None = None, batch_input: float | None = None,
+              batch_output: float | None = None) -> None:
     """Set the price of ``provider:name`` in USD per million tokens (overrides the table)."""
-    entry = {"input": input, "output": output, "cached_input": cached_input, "reasoning": reasoning}
+    entry = {"input": input, "output": output, "cached_input": cached_input, "reasoning": reasoning,
+             "batch_input": batch_input, "batch_output": batch_output}
     _overrides[model_id] = check_price(model_id, entry)
     _warned.discard(model_id)
 
 
 def get_price(model_id: str) -> dict[str, float] | None:
     """The price entry for a model id, or None when it is unknown."""
+    found = _entry(model_id)
+    return {k: v for k, v in found.items() if k in _FIELDS} if found else None
+
+
+def _entry(model_id: str) -> dict[str, float] | None:
+    """A model's whole entry, batch prices included: its override, else the table's."""
     if model_id in _overrides:
         return _overrides[model_id]
     found = _table()["models"].get(model_id)
-    return {k: float(v) for k, v in found.items() if k in _FIELDS} if found else None
+    return {k: float(v) for k, v in found.items() if k in _FIELDS or k in _BATCH_FIELDS} if found else None
 
 
 def price_date(model_id: str) -> str:
     """Where a model's price comes from: the table's date, or ``"set_price"`` for an override."""
     return "set_price" if model_id in _overrides else price_table_date()
+
+
+def batch_price(model_id: str, *, price: Mapping[str, float] | None = None) -> dict[str, float] | None:
+    """The price a call sent through a batch API is billed at; None when the model's price is unknown.
+
+    From ``price`` (the model's own entry) when given, else the table's entry (with overrides).
+    ``batch_input``/``batch_output`` replace ``input``/``output``, and cached input and reasoning
+    tokens get the discount of the side they are part of. An entry without batch prices is
+    returned at its list price: no discount is invented.
+    """
+    entry = dict(price) if price is not None else _entry(model_id)
+    if entry is None:
+        return None
+    out = {k: v for k, v in entry.items() if k in _FIELDS}
+    for side, part in (("input", "cached_input"), ("output", "reasoning")):
+        batch = entry.get(f"batch_{side}")
+        if batch is None:
+            continue
+        if part in out:
+            out[part] = out[part] * batch / out[side] if out[side] else batch
+        out[side] = batch
+    return out
 
 
 def estimate_input_tokens(chars: int) -> int:

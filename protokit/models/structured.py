@@ -35,15 +35,24 @@ def _model_schema(cls: type) -> str:
 
 def check_json_schema(schema: Mapping[str, Any], where: str) -> None:
     """ConfigError when ``schema`` is not a valid JSON Schema (checked when jsonschema is installed)."""
+    problem = _schema_problem(json.dumps(schema, sort_keys=True))
+    if problem is not None:
+        raise ConfigError(f"{where}: invalid JSON schema: {problem}")
+
+
+@functools.lru_cache(maxsize=512)
+def _schema_problem(schema_json: str) -> str | None:
+    """Why a schema (as canonical JSON) is invalid, or None; cached, as compare checks one per call."""
     try:
         import jsonschema
     except ImportError:  # pragma: no cover - a core dependency; the provider checks it then
-        return
-    cls = jsonschema.validators.validator_for(schema)
+        return None
+    schema = json.loads(schema_json)
     try:
-        cls.check_schema(schema)
+        jsonschema.validators.validator_for(schema).check_schema(schema)
     except jsonschema.SchemaError as exc:
-        raise ConfigError(f"{where}: invalid JSON schema: {exc.message}") from None
+        return str(exc.message)
+    return None
 
 
 def check_schema(value: Any) -> tuple[dict[str, Any], type | None]:

@@ -12,14 +12,28 @@ from protokit.models.base import Model
 __all__ = ["sweep"]
 
 _SWEPT = (list, tuple, range)
+# Options whose own value is a list: a list of them is fixed, a list of lists is swept.
+_LIST_VALUED = frozenset({"stop", "tools"})
+
+
+def _is_swept(key: str, value: Any) -> bool:
+    if not isinstance(value, _SWEPT):
+        return False
+    return key not in _LIST_VALUED or (bool(value) and all(isinstance(v, (list, tuple)) for v in value))
+
+
+def _named(value: Any) -> str:
+    return str(getattr(value, "__name__", None) or repr(value))  # a tool function, a pydantic schema class
 
 
 def _show(value: Any) -> str:
-    """A value as it reads in a model's name: ``0.7``, ``512``, ``"\\n"``, ``{"type": "json_object"}``."""
+    """A value as it reads in a model's name: ``0.7``, ``512``, ``"\\n"``, ``["get_weather"]``."""
     if isinstance(value, (bool, int, float)) or value is None:
         return str(value)
+    if isinstance(value, type) or callable(value):
+        return _named(value)
     try:
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+        return json.dumps(value, ensure_ascii=False, sort_keys=True, default=_named)
     except (TypeError, ValueError):
         return repr(value)
 
@@ -41,15 +55,16 @@ def sweep(spec: Any, *, name: str | None = None, **options: Any) -> list[Model]:
         The start of every name (default: the model's name, ``gpt-4.1-mini``; a callable's ``__name__``).
     **options
         An option given as a list, tuple or range is swept, one value per model; any other value
-        (``base_url=``, ``api_key=``, ``price=``, ``max_tokens=300``) is the same for every model. To
-        keep a list-valued option fixed, wrap it: ``stop=[["\\n"]]``.
+        (``base_url=``, ``api_key=``, ``price=``, ``max_tokens=300``) is the same for every model.
+        ``stop`` and ``tools``, whose own values are lists, are swept only by a list of lists:
+        ``tools=[get_weather]`` gives every model that tool, ``tools=[[], [get_weather]]`` tries both.
     """
     from protokit.models.registry import create
 
     if isinstance(spec, Model):
         raise ConfigError("pk.sweep takes a 'provider:name' spec or a function, not a built model; "
                           f"give its options to pk.sweep instead, e.g. pk.sweep({spec.spec!r}, temperature=[0, 1])")
-    swept = {k: list(v) for k, v in options.items() if isinstance(v, _SWEPT)}
+    swept = {k: list(v) for k, v in options.items() if _is_swept(k, v)}
     fixed = {k: v for k, v in options.items() if k not in swept}
     if not swept:
         raise ConfigError("pk.sweep needs an option given as a list of values, e.g. "

@@ -33,12 +33,15 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from protokit.errors import CacheMiss, safe_text
 from protokit.runner.observe import CallRecord, add_observer
 from protokit.secrets import is_credential_name, looks_like_secret
+
+if TYPE_CHECKING:
+    from protokit.models.base import Request
 
 __all__ = ["CAPTURE_CONTENT_ENV", "SCOPE", "available", "install", "module_span", "observe_call", "use_providers"]
 
@@ -58,6 +61,7 @@ _OPTION_ATTRIBUTES = {
 _DURATION_BUCKETS = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
 _TOKEN_BUCKETS = (1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864)
 _MAX_VALUE_CHARS = 1000  # a parameter value longer than this is cut (after its secrets are masked)
+_MAX_ATTRIBUTE_SETS = 1024  # distinct metric attribute sets kept built; past it the cache starts again
 
 
 def available() -> bool:
@@ -77,13 +81,16 @@ def install() -> bool:
 
 
 class _Instruments:
-    """A tracer and the two histograms, from one pair of providers."""
+    """A tracer and the two histograms, from one pair of providers, and the metrics' attribute sets."""
 
     def __init__(self, tracer_provider: Any, meter_provider: Any) -> None:
+        from opentelemetry.trace import SpanKind, Status, StatusCode
+
+        self.client, self.status, self.error_code = SpanKind.CLIENT, Status, StatusCode.ERROR
         version = _version()
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
-        self.tracer = tracer_provider.get_tracer(SCOPE, version) if tracer_provider is not None else None
+        self.tracer: Any = tracer_provider.get_tracer(SCOPE, version) if tracer_provider is not None else None
         self.duration: Any = None
         self.tokens: Any = None
         if meter_provider is not None:
@@ -92,6 +99,26 @@ class _Instruments:
                                        _DURATION_BUCKETS)
             self.tokens = _histogram(meter, "gen_ai.client.token.usage", "{token}",
                                      "Number of input and output tokens used.", _TOKEN_BUCKETS)
+        # The few attribute sets the metrics see, built once each: (duration, input tokens, output tokens).
+        self._metric_attributes: dict[tuple[Any, ...], tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {}
+
+    def metric_attributes(self, record: CallRecord, response_model: str | None,
+                          error_type: str | None) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+        """The attributes of the duration and the two token-usage measurements of ``record``."""
+        request = record.request
+        base_url = getattr(record.model, "base_url", None)
+        key = (request.provider, request.model, response_model, base_url, record.cached, error_type)
+        found = self._metric_attributes.get(key)
+        if found is None:
+            common = _common_attributes(request, response_model, base_url)
+            duration = {**common, "protokit.cached": record.cached}
+            if error_type is not None:
+                duration["error.type"] = error_type
+            found = (duration, {**common, "gen_ai.token.type": "input"}, {**common, "gen_ai.token.type": "output"})
+            if len(self._metric_attributes) >= _MAX_ATTRIBUTE_SETS:
+                self._metric_attributes.clear()
+            self._metric_attributes[key] = found
+        return found
 
 
 def _version() -> str | None:
@@ -110,6 +137,7 @@ def _histogram(meter: Any, name: str, unit: str, description: str, buckets: Sequ
 
 
 _explicit: tuple[Any, Any] = (None, None)
+_global: list[Any] = [None, None]  # the global providers, once set (OpenTelemetry sets each one once)
 _current: _Instruments | None = None
 
 
@@ -126,21 +154,22 @@ def use_providers(tracer_provider: Any = None, meter_provider: Any = None) -> No
 
 def _live_providers() -> tuple[Any, Any]:
     """The (tracer, meter) providers that record something, None for one that would not."""
-    tracer_provider, meter_provider = _explicit
+    tracer_provider = _explicit[0] or _global[0]
     if tracer_provider is None:
         # An application that configured tracing imported the API already: no import here.
         trace = sys.modules.get("opentelemetry.trace")
         if trace is not None:
-            tracer_provider = trace.get_tracer_provider()
-            if type(tracer_provider) in (trace.ProxyTracerProvider, trace.NoOpTracerProvider):
-                tracer_provider = None
+            found = trace.get_tracer_provider()
+            if type(found) not in (trace.ProxyTracerProvider, trace.NoOpTracerProvider):
+                tracer_provider = _global[0] = found
+    meter_provider = _explicit[1] or _global[1]
     if meter_provider is None:
         metrics = sys.modules.get("opentelemetry.metrics")
         if metrics is not None:
-            meter_provider = metrics.get_meter_provider()
+            found = metrics.get_meter_provider()
             # Until one is set the API hands out a private proxy; nothing it records is kept.
-            if type(meter_provider).__name__ in ("_ProxyMeterProvider", "NoOpMeterProvider"):
-                meter_provider = None
+            if type(found).__name__ not in ("_ProxyMeterProvider", "NoOpMeterProvider"):
+                meter_provider = _global[1] = found
     return tracer_provider, meter_provider
 
 
@@ -161,32 +190,30 @@ def observe_call(record: CallRecord) -> None:
     instruments = _instruments()
     if instruments is None:
         return
-    common = _common_attributes(record)
+    response = record.response
+    response_model = response.provider_model if response is not None else None
+    error_type = _error_type(record.error) if record.error is not None else None
     if instruments.tracer is not None:
-        _span(instruments.tracer, record, common)
+        _span(instruments, record, response_model, error_type)
     if instruments.duration is not None:
-        metric = dict(common)
-        metric["protokit.cached"] = record.cached
-        if record.error is not None:
-            metric["error.type"] = _error_type(record.error)
-        instruments.duration.record(record.seconds, metric)
-        response = record.response
-        if instruments.tokens is not None and response is not None and not response.cached:
-            for kind, count in (("input", response.input_tokens), ("output", response.output_tokens)):
-                if count is not None:
-                    instruments.tokens.record(count, {**common, "gen_ai.token.type": kind})
+        duration, tokens_in, tokens_out = instruments.metric_attributes(record, response_model, error_type)
+        instruments.duration.record(record.seconds, duration)
+        if response is not None and not response.cached:  # a replay used no tokens
+            if response.input_tokens is not None:
+                instruments.tokens.record(response.input_tokens, tokens_in)
+            if response.output_tokens is not None:
+                instruments.tokens.record(response.output_tokens, tokens_out)
 
 
-def _common_attributes(record: CallRecord) -> dict[str, Any]:
+def _common_attributes(request: Request, response_model: str | None, base_url: Any) -> dict[str, Any]:
     """What the span and both metrics share: operation, provider, requested and answering model, server."""
     attributes: dict[str, Any] = {
         "gen_ai.operation.name": "chat",
-        "gen_ai.provider.name": record.request.provider,
-        "gen_ai.request.model": record.request.model,
+        "gen_ai.provider.name": request.provider,
+        "gen_ai.request.model": request.model,
     }
-    if record.response is not None and record.response.provider_model:
-        attributes["gen_ai.response.model"] = record.response.provider_model
-    base_url = getattr(record.model, "base_url", None)
+    if response_model:
+        attributes["gen_ai.response.model"] = response_model
     if isinstance(base_url, str) and base_url:
         attributes.update(_server(base_url))
     return attributes
@@ -205,18 +232,17 @@ def _server(base_url: str) -> dict[str, Any]:
     return {"server.address": parts.hostname, **({"server.port": port} if port else {})}
 
 
-def _span(tracer: Any, record: CallRecord, common: dict[str, Any]) -> None:
-    from opentelemetry.trace import SpanKind, Status, StatusCode
-
+def _span(instruments: _Instruments, record: CallRecord, response_model: str | None, error_type: str | None) -> None:
     request, response, error = record.request, record.response, record.error
-    span = tracer.start_span(f"chat {request.model}", kind=SpanKind.CLIENT, start_time=record.start_ns)
+    span = instruments.tracer.start_span(f"chat {request.model}", kind=instruments.client,
+                                         start_time=record.start_ns)
     if not span.is_recording():
         span.end(end_time=record.end_ns)
         return
-    attributes = dict(common)
-    for option, name in _OPTION_ATTRIBUTES.items():
-        value = request.options.get(option)
-        if value is not None:
+    attributes = _common_attributes(request, response_model, getattr(record.model, "base_url", None))
+    for option, value in request.options.items():
+        name = _OPTION_ATTRIBUTES.get(option)
+        if name is not None and value is not None:
             attributes[name] = [value] if option == "stop" and isinstance(value, str) else value
     if request.stream:
         attributes["gen_ai.request.stream"] = True
@@ -234,7 +260,7 @@ def _span(tracer: Any, record: CallRecord, common: dict[str, Any]) -> None:
             if value is not None:
                 attributes[name] = value
         if response.finish_reason:
-            attributes["gen_ai.response.finish_reasons"] = [response.finish_reason]
+            attributes["gen_ai.response.finish_reasons"] = (response.finish_reason,)
         if response.served_by and response.served_by != record.model.id:
             attributes["protokit.served_by"] = response.served_by
     if _capture_content():
@@ -248,8 +274,8 @@ def _span(tracer: Any, record: CallRecord, common: dict[str, Any]) -> None:
                 output["finish_reason"] = response.finish_reason
             attributes["gen_ai.output.messages"] = json.dumps([output], ensure_ascii=False)
     if error is not None:
-        attributes["error.type"] = _error_type(error)
-        span.set_status(Status(StatusCode.ERROR, _describe(error)))
+        attributes["error.type"] = error_type
+        span.set_status(instruments.status(instruments.error_code, _describe(error)))
     span.set_attributes(attributes)
     span.end(end_time=record.end_ns)
 

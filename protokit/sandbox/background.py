@@ -9,7 +9,7 @@ from types import TracebackType
 from typing import Any
 
 from protokit.errors import SandboxError
-from protokit.sandbox.config import HOST, SandboxConfig
+from protokit.sandbox.config import HOST, SandboxConfig, check_batch_delay
 from protokit.sandbox.server import SandboxServer, bind_socket
 
 __all__ = ["Sandbox"]
@@ -34,6 +34,9 @@ class Sandbox:
         Seconds a ``timeout`` fault holds the request before answering.
     retry_after_ms
         Value of the ``retry-after-ms`` header on 429 replies.
+    batch_delay
+        Seconds a batch (OpenAI Batch API, Anthropic Message Batches) takes to finish; its
+        requests finish one by one over that time. :meth:`set_batch_delay` changes it.
 
     Use as ``with Sandbox() as sb:`` or call :meth:`start` and :meth:`stop`.
     """
@@ -48,9 +51,11 @@ class Sandbox:
         *,
         timeout_hold: float = 30.0,
         retry_after_ms: int = 20,
+        batch_delay: float = 0.0,
     ) -> None:
         self.config = SandboxConfig.build(latency=latency, faults=faults, seed=seed, script=script,
-                                          timeout_hold=timeout_hold, retry_after_ms=retry_after_ms)
+                                          timeout_hold=timeout_hold, retry_after_ms=retry_after_ms,
+                                          batch_delay=batch_delay)
         self.port = port
         self._server = SandboxServer(self.config)  # loads the script now: errors surface here
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -134,7 +139,7 @@ class Sandbox:
         thread.join(timeout=10)
 
     def stats(self) -> dict[str, Any]:
-        """Counters: ``requests``, ``by_status``, ``by_model``, ``by_api``."""
+        """Counters: ``requests``, ``by_status``, ``by_model``, ``by_api``, ``batches`` (created, by api)."""
         return self._server.stats.snapshot()
 
     def reset_stats(self) -> None:
@@ -144,6 +149,10 @@ class Sandbox:
     def set_faults(self, spec: str | None, seed: int | None = None) -> None:
         """Replace the fault spec (None or "" for none); the draw restarts from ``seed``."""
         self._server.set_faults(spec, seed)
+
+    def set_batch_delay(self, seconds: float) -> None:
+        """Seconds a batch takes to finish, for new batches and those still pending."""
+        self._server.batches.delay = check_batch_delay(seconds)
 
     def __enter__(self) -> Sandbox:
         return self.start()

@@ -6,13 +6,21 @@ import random
 
 from protokit.errors import SandboxError
 
-__all__ = ["KNOWN_FAULTS", "STATUS_FAULTS", "FaultPlan", "parse_faults"]
+__all__ = ["FAULT_MESSAGES", "KNOWN_FAULTS", "STATUS_FAULTS", "FaultPlan", "parse_faults"]
 
 # status faults answer with a provider-shaped error body; the others misbehave at the transport,
 # but for leaky401: a 401 whose message quotes the key the client sent, as a careless proxy's does
 # (to check that no credential gets through protokit's error texts).
 STATUS_FAULTS: dict[str, int] = {"400": 400, "401": 401, "429": 429, "500": 500, "529": 529}
 KNOWN_FAULTS: tuple[str, ...] = (*STATUS_FAULTS, "timeout", "reset", "malformed", "leaky401")
+# The error message a status fault answers with (in a batch too).
+FAULT_MESSAGES: dict[int, str] = {
+    400: "sandbox fault: invalid request",
+    401: "sandbox fault: invalid API key",
+    429: "sandbox fault: rate limit reached, retry after a moment",
+    500: "sandbox fault: internal server error",
+    529: "sandbox fault: overloaded",
+}
 
 
 class FaultPlan:

@@ -15,23 +15,26 @@ from aiohttp import web
 
 from protokit.errors import SandboxError
 from protokit.sandbox.anthropic_api import AnthropicDialect
+from protokit.sandbox.batches import BatchService
 from protokit.sandbox.config import HOST, SandboxConfig
-from protokit.sandbox.faults import STATUS_FAULTS, FaultPlan
+from protokit.sandbox.faults import FAULT_MESSAGES, STATUS_FAULTS, FaultPlan
 from protokit.sandbox.openai_api import OpenAIDialect
-from protokit.sandbox.replies import BadRequest, Chat, Dialect, default_text, echo_tool_calls, finish, tool_reply
+from protokit.sandbox.replies import (
+    BadRequest,
+    Chat,
+    Dialect,
+    Reply,
+    default_text,
+    echo_tool_calls,
+    finish,
+    tool_reply,
+)
 from protokit.sandbox.script import Script, load_script
 
 __all__ = ["SandboxServer", "Stats", "bind_socket"]
 
 _JSON = "application/json"
 _SSE = "text/event-stream"
-_FAULT_MESSAGES = {
-    400: "sandbox fault: invalid request",
-    401: "sandbox fault: invalid API key",
-    429: "sandbox fault: rate limit reached, retry after a moment",
-    500: "sandbox fault: internal server error",
-    529: "sandbox fault: overloaded",
-}
 
 
 class Stats:
@@ -48,6 +51,7 @@ class Stats:
             self._by_status: dict[str, int] = {}
             self._by_model: dict[str, int] = {}
             self._by_api: dict[str, int] = {}
+            self._batches: dict[str, int] = {}
 
     def record(self, api: str, model: str | None, outcome: str) -> None:
         """Count one model request; ``outcome`` is a status code or reset/timeout/malformed."""
@@ -58,14 +62,23 @@ class Stats:
             if model is not None:
                 self._by_model[model] = self._by_model.get(model, 0) + 1
 
+    def record_batch(self, api: str) -> None:
+        """Count one batch created through ``api`` (``openai`` or ``anthropic``)."""
+        with self._lock:
+            self._batches[api] = self._batches.get(api, 0) + 1
+
     def snapshot(self) -> dict[str, Any]:
-        """A copy: ``requests``, ``by_status``, ``by_model``, ``by_api``."""
+        """A copy: ``requests``, ``by_status``, ``by_model``, ``by_api``, ``batches`` (created, by api).
+
+        A request inside a batch counts as a model request, its api ``openai_batch`` or ``anthropic_batch``.
+        """
         with self._lock:
             return {
                 "requests": self._requests,
                 "by_status": dict(self._by_status),
                 "by_model": dict(self._by_model),
                 "by_api": dict(self._by_api),
+                "batches": dict(self._batches),
             }
 
 
@@ -99,6 +112,8 @@ class SandboxServer:
         self._runner: web.AppRunner | None = None
         self._openai = OpenAIDialect()
         self._anthropic = AnthropicDialect()
+        # The batch protocols answer each request with the same reply logic and fault plan.
+        self.batches = BatchService(self.reply, lambda: self.faults, self.stats, delay=config.batch_delay)
         self.app = self._make_app()
 
     def _make_app(self) -> web.Application:
@@ -109,6 +124,7 @@ class SandboxServer:
         app.router.add_get("/_sandbox/stats", self._stats)
         app.router.add_post("/_sandbox/reset", self._reset_stats)
         app.router.add_post("/_sandbox/faults", self._set_faults)
+        self.batches.add_routes(app)
         return app
 
     def set_faults(self, spec: str | None, seed: int | None = None) -> None:
@@ -196,15 +212,19 @@ class SandboxServer:
                 self.stats.record(dialect.name, chat.model, "malformed")
                 return web.Response(body=dialect.malformed(chat.stream), content_type=_SSE if chat.stream else _JSON)
 
-        text = self._scripted(chat)
-        calls = echo_tool_calls(chat) if text is None and chat.model == "echo" else []
-        reply = tool_reply(calls) if calls else finish(default_text(chat) if text is None else text, chat)
+        reply = self.reply(chat)
         if fault is None:
             self.stats.record(dialect.name, chat.model, "200")
         if chat.stream:
             body = dialect.render_stream(chat, reply)
             return web.Response(body=body, content_type=_SSE, headers={"Cache-Control": "no-cache"})
         return web.Response(body=dialect.render(chat, reply), content_type=_JSON)
+
+    def reply(self, chat: Chat) -> Reply:
+        """What the model answers ``chat`` with: a script rule's reply, echo's tool calls, or the default text."""
+        text = self._scripted(chat)
+        calls = echo_tool_calls(chat) if text is None and chat.model == "echo" else []
+        return tool_reply(calls) if calls else finish(default_text(chat) if text is None else text, chat)
 
     def _scripted(self, chat: Chat) -> str | None:
         if self.script is None:
@@ -226,7 +246,7 @@ class SandboxServer:
         if status == 429:
             # Both headers, as the real APIs send them; the SDKs prefer the precise -ms one.
             headers = {"Retry-After": "1", "retry-after-ms": str(self.config.retry_after_ms)}
-        body = dialect.error(status, _FAULT_MESSAGES[status])
+        body = dialect.error(status, FAULT_MESSAGES[status])
         return web.Response(body=body, status=status, content_type=_JSON, headers=headers)
 
     async def _reset_connection(self, request: web.Request) -> web.StreamResponse:

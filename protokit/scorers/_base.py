@@ -16,6 +16,7 @@ from protokit.errors import ConfigError, ScorerTypeError
 __all__ = ["FunctionScorer", "Score", "Scorer", "ScorerTypeError", "as_scorer", "custom", "to_score"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+READS = ("output", "tool_calls", "parsed")  # what of an answer a scorer may score
 
 
 @dataclass(frozen=True)
@@ -109,9 +110,12 @@ class FunctionScorer(Scorer):
     """A user function ``fn(output, case)`` or ``fn(output)`` returning bool, float or a dict."""
 
     def __init__(self, fn: Callable[..., Any], *, name: str | None = None,
-                 columns: Sequence[str] = ()) -> None:
+                 columns: Sequence[str] = (), reads: str = "output") -> None:
         if not callable(fn):
             raise ConfigError(f"a scorer must be a pk.scorers.* object or a callable, got {fn!r:.60}")
+        if reads not in READS:
+            raise ConfigError(f"reads= must be one of {', '.join(READS)}, got {reads!r}")
+        self.reads = reads
         if name is None:
             name = getattr(fn, "__name__", "") or ""
             if not _NAME.match(name):  # a lambda or a callable object
@@ -142,9 +146,13 @@ def _takes_one_arg(fn: Callable[..., Any]) -> bool:
     return len(positional) == 1
 
 
-def custom(fn: Callable[..., Any], *, name: str | None = None, columns: Sequence[str] = ()) -> Scorer:
-    """Any function ``(output, case) -> bool | float | {"score", "reason"}`` as a named scorer."""
-    return FunctionScorer(fn, name=name, columns=columns)
+def custom(fn: Callable[..., Any], *, name: str | None = None, columns: Sequence[str] = (),
+           reads: str = "output") -> Scorer:
+    """Any function ``(output, case) -> bool | float | {"score", "reason"}`` as a named scorer.
+
+    ``reads="parsed"`` (or ``"tool_calls"``) gives it that results column instead of the text.
+    """
+    return FunctionScorer(fn, name=name, columns=columns, reads=reads)
 
 
 def as_scorer(obj: Any) -> Scorer:

@@ -110,8 +110,12 @@ class PromptEditor:
         """Remove a variant by name (the last one stays)."""
         if len(self._variants) <= 1:
             return
-        self._variants = [v for v in self._variants if v.name.value.strip() != name]
+        gone = [v for v in self._variants if v.name.value.strip() == name]
+        self._variants = [v for v in self._variants if v not in gone]
         self._show()
+        for v in gone:  # ipywidgets keeps a widget alive until it is closed
+            for widget in (*v.row.children, v.row):
+                widget.close()
 
     def _append(self, name: str, value: Any) -> None:
         box = widgets.Text(value=name, placeholder="name", layout=widgets.Layout(width="9em"),

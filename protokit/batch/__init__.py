@@ -1,0 +1,23 @@
+"""Provider batch APIs: ``pk.compare(..., batch=True)`` and ``protokit runs resume``.
+
+Inside, arrows point one way::
+
+    poller                         send, wait (progress bar), read into the cache, cancel, resume
+    openai | anthropic | ledger    each provider's batch API | the batches kept in the cache file
+    progress                       the text progress bar
+    base                           the Backend protocol, which models can batch, batch prices
+
+A batched call is answered, cached (under the key the same call without a batch has) and
+billed (at the price table's ``batch_input``/``batch_output``) as one call; see
+:mod:`protokit.batch.poller` for the flow and :mod:`protokit.batch.ledger` for what outlives
+a process.
+"""
+
+from __future__ import annotations
+
+from protokit.batch.base import Answer, Backend, Status, backend_for, batch_cost, batch_reserve, batchable, check_batch
+from protokit.batch.ledger import Job, Ledger
+from protokit.batch.poller import BatchRun, open_jobs, resume_run, run_calls
+
+__all__ = ["Answer", "Backend", "BatchRun", "Job", "Ledger", "Status", "backend_for", "batch_cost", "batch_reserve",
+           "batchable", "check_batch", "open_jobs", "resume_run", "run_calls"]

@@ -1,0 +1,109 @@
+"""Anthropic's Message Batches API through the official SDK: create with ``requests=[{custom_id,
+params}]``, retrieve, stream the results (JSONL), cancel.
+
+Each request's params are the ones the Messages adapter sends (``AnthropicModel._params``), and
+each answer is read as the adapter reads a message, so a batched answer is the answer of the same call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import anthropic
+
+from protokit.batch.base import Answer, Result, Status
+from protokit.errors import Cancelled, ContentFilterError, ProviderTimeoutError, ServerError, safe_text
+from protokit.models import Model, Request, Usage
+from protokit.models._errors import by_status
+from protokit.models.anthropic_adapter import AnthropicModel, _content, _forced, _read
+
+__all__ = ["AnthropicBatches"]
+
+_DEFAULT_SERVER = "api.anthropic.com"
+# An errored request carries the error object the Messages API would have answered with; its type
+# says which HTTP status that was, and so how to classify it.
+_STATUS = {"invalid_request_error": 400, "authentication_error": 401, "billing_error": 402,
+           "permission_error": 403, "not_found_error": 404, "request_too_large": 413, "rate_limit_error": 429,
+           "api_error": 500, "timeout_error": 504, "overloaded_error": 529}
+
+
+def _adapter(model: Model) -> AnthropicModel:
+    assert isinstance(model, AnthropicModel)
+    return model
+
+
+class AnthropicBatches:
+    """The Message Batches API of Anthropic."""
+
+    provider = "anthropic"
+    max_requests = 100_000
+    max_bytes = 240 * 1024 * 1024  # the API takes batches up to 256 MB
+
+    def line(self, model: Model, request: Request, custom_id: str) -> dict[str, Any]:
+        """``{"custom_id", "params": <the Messages request>}``; options the SDK has no argument for go in params."""
+        params = _adapter(model)._params(request)
+        params.update(params.pop("extra_body", None) or {})
+        return {"custom_id": custom_id, "params": params}
+
+    async def submit(self, model: Model, lines: list[dict[str, Any]], *, run_id: str | None) -> dict[str, Any]:
+        """Create the batch."""
+        m = _adapter(model)
+        with m._sdk_errors(anthropic, _DEFAULT_SERVER):
+            batch = await m._client().messages.batches.create(requests=lines)  # type: ignore[arg-type]
+        return {"id": batch.id}
+
+    async def status(self, model: Model, ids: Mapping[str, Any]) -> Status:
+        """``in_progress``/``canceling`` run; ``ended`` has its results ready."""
+        m = _adapter(model)
+        with m._sdk_errors(anthropic, _DEFAULT_SERVER):
+            batch = await m._client().messages.batches.retrieve(ids["id"])
+        c = batch.request_counts
+        failed = c.errored + c.canceled + c.expired
+        done = c.succeeded + failed
+        return Status("ended" if batch.processing_status == "ended" else "running", done, failed, done + c.processing)
+
+    async def results(self, model: Model, ids: Mapping[str, Any],
+                      requests: Mapping[str, Request]) -> dict[str, Result]:
+        """Stream the results and read each one."""
+        m = _adapter(model)
+        out: dict[str, Result] = {}
+        with m._sdk_errors(anthropic, _DEFAULT_SERVER):
+            decoder = await m._client().messages.batches.results(ids["id"])
+            async for item in decoder:
+                if item.custom_id in requests:
+                    out[item.custom_id] = _read_result(m, item.result, requests[item.custom_id])
+        for cid in requests:
+            if cid not in out:
+                out[cid] = ServerError(f"{m.id}: the batch ended without a result for this request", model=m.id)
+        return out
+
+    async def cancel(self, model: Model, ids: Mapping[str, Any]) -> None:
+        """Cancel the batch (requests already done keep their answers)."""
+        m = _adapter(model)
+        with m._sdk_errors(anthropic, _DEFAULT_SERVER):
+            await m._client().messages.batches.cancel(ids["id"])
+
+
+def _read_result(model: AnthropicModel, result: Any, request: Request) -> Result:
+    kind = getattr(result, "type", None)
+    if kind == "succeeded":
+        message = result.message
+        usage = Usage(raw=message)
+        _read(message, usage)
+        text, usage.tool_calls = _content(message.content, _forced(request))
+        if usage.finish_reason == "refusal":
+            return ContentFilterError(f"{model.id}: the model refused on content grounds; rephrase the prompt",
+                                      model=model.id)
+        return Answer(text, usage)
+    if kind == "errored":
+        error = getattr(getattr(result, "error", None), "error", None)
+        etype = str(getattr(error, "type", "") or "api_error")
+        message = safe_text(str(getattr(error, "message", "") or etype))
+        return by_status(_STATUS.get(etype, 500), message, model.id, None, model.key_env_var or "")
+    if kind == "canceled":
+        return Cancelled(f"{model.id}: not run, the batch was cancelled")
+    if kind == "expired":
+        return ProviderTimeoutError(f"{model.id}: not run within the batch's 24 h window; run it again",
+                                    model=model.id)
+    return ServerError(f"{model.id}: unknown batch result type {kind!r}", model=model.id)

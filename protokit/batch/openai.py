@@ -1,0 +1,166 @@
+"""OpenAI's Batch API through the official SDK: upload a JSONL file (purpose ``batch``), create a
+batch on ``/v1/chat/completions`` with a 24 h window, poll it, read its output and error files.
+
+Each request's body is the one the chat adapter sends (``OpenAIModel._params``), and each answer
+is read as the adapter reads a completion, so a batched answer is the answer of the same call.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, Final
+
+import openai
+from openai.types.chat import ChatCompletion
+
+from protokit.batch.base import Answer, Result, Status
+from protokit.errors import (
+    Cancelled,
+    ContentFilterError,
+    ProtokitError,
+    ProviderError,
+    ProviderTimeoutError,
+    ServerError,
+    safe_text,
+)
+from protokit.models import Model, Request, Usage
+from protokit.models._errors import body_message, by_status
+from protokit.models.openai_adapter import OpenAIModel, _read_usage
+from protokit.models.tools import arguments_from_json
+
+__all__ = ["OpenAIBatches"]
+
+ENDPOINT: Final = "/v1/chat/completions"
+_DEFAULT_SERVER = "api.openai.com"
+_UPLOAD_TIMEOUT_S = 600.0  # a 200 MB input file takes a while; the model's own timeout is for one answer
+
+
+def _adapter(model: Model) -> OpenAIModel:
+    assert isinstance(model, OpenAIModel)
+    return model
+
+
+class OpenAIBatches:
+    """The Batch API of OpenAI (and of servers that offer it under the same paths)."""
+
+    provider = "openai"
+    max_requests = 50_000
+    max_bytes = 190 * 1024 * 1024  # the API takes input files up to 200 MB
+
+    def line(self, model: Model, request: Request, custom_id: str) -> dict[str, Any]:
+        """``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body": <the chat request>}``."""
+        return {"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": _adapter(model)._params(request)}
+
+    async def submit(self, model: Model, lines: list[dict[str, Any]], *, run_id: str | None) -> dict[str, Any]:
+        """Upload the requests as a JSONL file and create the batch over it."""
+        m = _adapter(model)
+        client = m._client()
+        data = "".join(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n" for line in lines)
+        extra: dict[str, Any] = {"metadata": {"protokit_run": run_id}} if run_id else {}
+        with m._sdk_errors(openai, _DEFAULT_SERVER):
+            upload = await client.files.create(file=("protokit-batch.jsonl", data.encode(), "application/jsonl"),
+                                               purpose="batch", timeout=_UPLOAD_TIMEOUT_S)
+            batch = await client.batches.create(input_file_id=upload.id, endpoint=ENDPOINT,
+                                                completion_window="24h", **extra)
+        return {"id": batch.id, "input_file_id": upload.id}
+
+    async def status(self, model: Model, ids: Mapping[str, Any]) -> Status:
+        """``validating``/``in_progress``/``finalizing``/``cancelling`` run; ``completed``, ``expired``
+        and ``cancelled`` have ended (their files hold what was done); ``failed`` never ran."""
+        m = _adapter(model)
+        with m._sdk_errors(openai, _DEFAULT_SERVER):
+            batch = await m._client().batches.retrieve(ids["id"])
+        counts = batch.request_counts
+        done, failed, total = (counts.completed + counts.failed, counts.failed, counts.total) if counts else (0, 0, 0)
+        if batch.status == "failed":
+            found = [e.message or e.code or "" for e in (batch.errors.data or [])] if batch.errors else []
+            reason = "; ".join(x for x in found[:3] if x) or "the provider gave no reason"
+            return Status("failed", done, failed, total, safe_text(reason))
+        state = "ended" if batch.status in ("completed", "expired", "cancelled") else "running"
+        return Status(state, done, failed, total)
+
+    async def results(self, model: Model, ids: Mapping[str, Any],
+                      requests: Mapping[str, Request]) -> dict[str, Result]:
+        """Read the output file (answers) and the error file (failed, expired or cancelled requests)."""
+        m = _adapter(model)
+        client = m._client()
+        out: dict[str, Result] = {}
+        with m._sdk_errors(openai, _DEFAULT_SERVER):
+            batch = await client.batches.retrieve(ids["id"])
+            for file_id in (batch.output_file_id, batch.error_file_id):
+                if not file_id:
+                    continue
+                content = await client.files.content(file_id, timeout=_UPLOAD_TIMEOUT_S)
+                for raw in content.text.splitlines():
+                    if not raw.strip():
+                        continue
+                    try:
+                        line = json.loads(raw)
+                    except ValueError:
+                        continue  # one unreadable line: its request gets "no result" below
+                    cid = line.get("custom_id") if isinstance(line, dict) else None
+                    if isinstance(cid, str) and cid in requests:
+                        out[cid] = _read_line(m, line)
+        for cid in requests:
+            if cid not in out:
+                out[cid] = _missing(m, batch.status)
+        return out
+
+    async def cancel(self, model: Model, ids: Mapping[str, Any]) -> None:
+        """Cancel the batch (requests already done keep their answers)."""
+        m = _adapter(model)
+        with m._sdk_errors(openai, _DEFAULT_SERVER):
+            await m._client().batches.cancel(ids["id"])
+
+
+def _read_line(model: OpenAIModel, line: Mapping[str, Any]) -> Result:
+    """One line of an output or error file: the answer, or its error classified as a call's would be."""
+    response, error = line.get("response"), line.get("error")
+    if isinstance(response, Mapping) and response.get("status_code") == 200:
+        try:
+            return _answer(model, ChatCompletion.model_validate(response.get("body")))
+        except ProtokitError as exc:
+            return exc
+        except ValueError as exc:  # pydantic's ValidationError too
+            return ServerError(f"{model.id}: the provider sent a malformed answer in the batch "
+                               f"({safe_text(str(exc)):.80})", model=model.id)
+    if isinstance(response, Mapping) and isinstance(response.get("status_code"), int):
+        status = response["status_code"]
+        return by_status(status, body_message(response.get("body"), f"HTTP {status}"), model.id, None,
+                         model.key_env_var or "")
+    code = str(error.get("code") or "") if isinstance(error, Mapping) else ""
+    message = str(error.get("message") or "") if isinstance(error, Mapping) else ""
+    if code == "batch_cancelled":
+        return Cancelled(f"{model.id}: not run, the batch was cancelled")
+    if code == "batch_expired":
+        return ProviderTimeoutError(f"{model.id}: not run within the batch's 24 h window; run it again",
+                                    model=model.id)
+    return ServerError(f"{model.id}: the batch failed this request ({code or 'no code'}: {message[:200]})",
+                       model=model.id)
+
+
+def _missing(model: OpenAIModel, status: str) -> ProviderError | Cancelled:
+    if status == "cancelled":
+        return Cancelled(f"{model.id}: not run, the batch was cancelled")
+    if status == "expired":
+        return ProviderTimeoutError(f"{model.id}: not run within the batch's 24 h window; run it again",
+                                    model=model.id)
+    return ServerError(f"{model.id}: the batch ended without a result for this request", model=model.id)
+
+
+def _answer(model: OpenAIModel, completion: ChatCompletion) -> Answer:
+    """The answer in a completion, read as the chat adapter reads a non-streamed one."""
+    usage = Usage(raw=completion, provider_model=completion.model)
+    if completion.usage is not None:
+        _read_usage(completion.usage, usage)
+    if not completion.choices:
+        raise ServerError(f"{model.id}: the response had no choices", model=model.id)
+    choice = completion.choices[0]
+    usage.finish_reason = choice.finish_reason
+    if choice.finish_reason == "content_filter":
+        raise ContentFilterError(f"{model.id}: the answer was withheld by the content filter; rephrase the prompt",
+                                 model=model.id)
+    usage.tool_calls = [{"name": fn.name, "arguments": arguments_from_json(fn.arguments)}
+                        for tc in choice.message.tool_calls or () if (fn := getattr(tc, "function", None))]
+    return Answer(choice.message.content or "", usage)

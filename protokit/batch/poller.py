@@ -1,0 +1,536 @@
+"""Sending calls through the providers' batch APIs and waiting for them.
+
+:func:`run_calls` is ``compare(batch=True)``: calls the cache answers, and calls no batch can carry
+(a callable, a fallback, a tool loop), go through the runner as usual; the others are grouped by
+server and model, deduplicated by cache key (the key is each request's custom id), and sent as
+batches, unless a batch that holds them is still pending in the ledger (a run killed while
+waiting): that one is picked up instead of sending them again. Every batch is recorded in the
+ledger as soon as the provider accepts it, then polled (with a text progress bar) until it ends;
+its answers are written to the cache under the keys the same calls would use without a batch,
+and each call ends as an Outcome, as the runner's do. Cancelling (``runner.cancel()``, Ctrl-C)
+cancels the batches at the provider.
+
+:func:`resume_run` finishes the batches of a run whose process ended (``protokit runs resume``)
+from the ledger alone: the models are rebuilt from their specs, the requests from their dicts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from protokit import cache as cache_mod
+from protokit.batch.base import (
+    Answer,
+    Backend,
+    Result,
+    Status,
+    backend_for,
+    backend_named,
+    batch_cost,
+    batch_reserve,
+    batchable,
+)
+from protokit.batch.ledger import OPEN, Job, Ledger
+from protokit.batch.progress import TextBar
+from protokit.errors import BadRequestError, Cancelled, ConfigError, ProtokitError, ProviderError, safe_text
+from protokit.models import Model, Request, Response, base
+from protokit.runner import Call, Outcome, Progress, Runner
+from protokit.secrets import looks_like_key
+
+__all__ = ["POLL_FIRST_S", "POLL_MAX_S", "BatchRun", "open_jobs", "resume_run", "run_calls"]
+
+POLL_FIRST_S = 0.2  # the first look; each next one waits 1.5x longer, up to POLL_MAX_S
+POLL_MAX_S = 30.0
+_POLL_GROWTH = 1.5
+_CANCEL_WAIT_S = 3.0  # Ctrl-C: how long to wait for the provider to accept the cancel
+_MAX_POLL_FAILURES = 8  # retryable errors in a row while polling before the run stops waiting
+
+OnOutcome = Callable[[Outcome, Progress], None]
+
+
+@dataclass
+class _Pending:
+    """One request to send (or being waited for), and the calls (positions) it answers."""
+
+    key: str
+    model: Model
+    request: Request
+    positions: list[int]
+    reserved: float | None = None  # held in the run's budget until it is answered
+
+
+@dataclass
+class _Live:
+    """A batch this run waits for."""
+
+    job: Job
+    backend: Backend
+    model: Model  # whose client talks to the provider
+    pending: dict[str, _Pending]
+    status: Status | None = None
+    failures: int = 0
+    done: bool = False
+
+
+def _server(model: Model) -> str | None:
+    server = getattr(model, "_server", None)
+    found = server() if callable(server) else None
+    return safe_text(found) if isinstance(found, str) else None
+
+
+def _group(model: Model, request: Request) -> tuple[Any, ...]:
+    """Calls that can share a batch: one provider, server, key and model name."""
+    key = getattr(model, "_key", None)
+    secret = key() if callable(key) else None
+    return (model.provider, _server(model), hash(secret), request.model)
+
+
+def _tag(value: Any) -> Any:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return str(value)
+    return value
+
+
+def _tally(progress: Progress, outcome: Outcome) -> None:
+    progress.done += 1
+    if outcome.error is not None:
+        progress.errors += 1
+    elif outcome.response is not None:
+        progress.cached += bool(outcome.response.cached)
+        progress.cost_usd += outcome.response.cost_usd or 0.0
+
+
+def _response(model: Model, request: Request, answer: Answer, key: str, latency: float) -> Response:
+    """A batched answer as a Response: priced at the batch price, its latency the batch's turnaround."""
+    u = answer.usage
+    cost, price_date = batch_cost(model, u)
+    return Response(text=answer.text, model=model.id, latency_s=latency, input_tokens=u.input_tokens,
+                    output_tokens=u.output_tokens, cached_input_tokens=u.cached_input_tokens,
+                    reasoning_tokens=u.reasoning_tokens, cost_usd=cost, finish_reason=u.finish_reason,
+                    provider_model=u.provider_model, sample=request.sample, key=key,
+                    secret_shaped=looks_like_key(answer.text), served_by=model.id, price_date=price_date,
+                    tool_calls=u.tool_calls, raw=u.raw)
+
+
+def _request_of(d: Mapping[str, Any]) -> Request:
+    """A request rebuilt from its cache request dict (the ledger's copy)."""
+    return Request(d["provider"], d["model"], tuple(dict(m) for m in d["messages"]), dict(d["options"]),
+                   int(d.get("sample", 0)))
+
+
+def _model_of(job: Job) -> Model:
+    """The model that sent a job, rebuilt from its spec, name, server and price (the key from the environment)."""
+    from protokit.models import model as make_model
+
+    st = job.state
+    kwargs: dict[str, Any] = {}
+    if st.get("model_id") and st["model_id"] != job.model:
+        kwargs["name"] = st["model_id"]
+    if st.get("base_url"):
+        kwargs["base_url"] = st["base_url"]
+    if st.get("price"):
+        kwargs["price"] = st["price"]
+    return make_model(job.model, **kwargs)
+
+
+def _stored_error(info: Mapping[str, Any]) -> ProtokitError:
+    """An error a collected batch recorded for a request, as it was classified then."""
+    error = ProviderError(str(info.get("message") or "failed in its batch"), status=info.get("status"))
+    error.kind = str(info.get("kind") or "provider")
+    return error
+
+
+def _chunks(backend: Backend, lines: list[dict[str, Any]]) -> Iterator[tuple[int, int]]:
+    """(start, end) slices of lines that fit one batch: its request count and size limits."""
+    start, size = 0, 0
+    for i, line in enumerate(lines):
+        n = len(json.dumps(line, ensure_ascii=False).encode()) + 1
+        if i > start and (i - start >= backend.max_requests or size + n > backend.max_bytes):
+            yield start, i
+            start, size = i, 0
+        size += n
+    if start < len(lines):
+        yield start, len(lines)
+
+
+class BatchRun:
+    """Calls sent as batches (or picked up from pending ones), waited for and ended as Outcomes."""
+
+    def __init__(self, calls: Sequence[Call], *, cache: cache_mod.Cache, runner: Runner | None = None,
+                 run_id: str | None = None, on_outcome: OnOutcome | None = None,
+                 cancel_on_interrupt: bool = True, bar: TextBar | None = None) -> None:
+        self.calls = list(calls)
+        self.cache = cache
+        self.runner = runner
+        self.run_id = run_id
+        self.on_outcome = on_outcome
+        self.cancel_on_interrupt = cancel_on_interrupt
+        self.ledger = Ledger(cache)
+        self.progress = Progress(total=len(self.calls))
+        self.outcomes: list[Outcome | None] = [None] * len(self.calls)
+        self.jobs: list[_Live] = []
+        self.bar = bar if bar is not None else TextBar()
+
+    # -- ending calls -------------------------------------------------------------------------
+    def end(self, pos: int, outcome: Outcome) -> None:
+        """End one call (once): count it and hand it on."""
+        if self.outcomes[pos] is not None:
+            return
+        self.outcomes[pos] = outcome
+        _tally(self.progress, outcome)
+        if self.on_outcome is not None:
+            self.on_outcome(outcome, self.progress)
+
+    def _settle(self, p: _Pending, response: Response | None) -> None:
+        budget = self.runner.budget if self.runner is not None else None
+        if budget is not None and p.reserved is not None:
+            budget.settle(p.reserved, p.model, response)
+            p.reserved = None
+
+    def _end_pending(self, p: _Pending, result: Result, latency: float = 0.0) -> None:
+        """End every call a request answers: the answer (its first call's is the one sent), or the error."""
+        first: Response | None = None
+        for n, pos in enumerate(p.positions):
+            call = self.calls[pos]
+            if not isinstance(result, Answer):
+                self.end(pos, Outcome(call, error=result, attempts=1))
+                continue
+            response = _response(call.model, call.request, result, p.key, latency)
+            response.cached = n > 0  # the same request as the first call: answered once
+            first = first or response
+            try:
+                self.end(pos, Outcome(call, response=call.model.finish(call.request, response), attempts=1))
+            except ProtokitError as exc:  # a schema error keeps the answer (exc.response) for the row
+                self.end(pos, Outcome(call, error=exc, attempts=1))
+        self._settle(p, first)
+
+    def _fail(self, live: _Live, error: ProtokitError) -> None:
+        live.done = True
+        for p in live.pending.values():
+            self._end_pending(p, error)
+
+    # -- compare(batch=True) ------------------------------------------------------------------
+    def _partition(self) -> tuple[dict[tuple[Any, ...], dict[str, _Pending]], list[int]]:
+        """Calls to batch (by group, by key) and calls for the runner (cache hits, calls no batch can carry)."""
+        mode = self.cache.mode
+        groups: dict[tuple[Any, ...], dict[str, _Pending]] = {}
+        direct: list[int] = []
+        keys: dict[int, str] = {}
+        for pos, call in enumerate(self.calls):
+            if mode == "replay" or not batchable(call.model, call.request):
+                direct.append(pos)
+            else:
+                keys[pos] = cache_mod.request_key(call.request.key_dict())
+        hits = self._hits(list(keys.values())) if mode == "auto" else set()
+        for pos, key in keys.items():
+            if key in hits:
+                direct.append(pos)  # replayed by the runner, as any recorded answer
+                continue
+            call = self.calls[pos]
+            group = groups.setdefault(_group(call.model, call.request), {})
+            group.setdefault(key, _Pending(key, call.model, call.request, [])).positions.append(pos)
+        return groups, sorted(direct)
+
+    def _hits(self, keys: list[str]) -> set[str]:
+        found: set[str] = set()
+        with self.cache.lock:
+            conn = self.cache.connection()
+            for i in range(0, len(keys), 500):
+                chunk = keys[i:i + 500]
+                found.update(r[0] for r in conn.execute(
+                    f"SELECT key FROM entries WHERE key IN ({','.join('?' * len(chunk))})", chunk))
+        return found
+
+    def _reserve(self, groups: dict[tuple[Any, ...], dict[str, _Pending]]) -> None:
+        """Hold each request's batch-priced estimate in the budget; one that does not fit is not sent."""
+        budget = self.runner.budget if self.runner is not None else None
+        if budget is None:
+            return
+        for pending in groups.values():
+            for key, p in list(pending.items()):
+                usd = batch_reserve(p.model, p.request)
+                if budget.reserve(usd):
+                    p.reserved = usd
+                else:
+                    del pending[key]
+                    self._end_pending(p, budget.refusal(p.model, p.request, usd))
+
+    def _adopt(self, groups: dict[tuple[Any, ...], dict[str, _Pending]]) -> None:
+        """Take over pending batches (sent by a run that ended before reading them) that hold these requests."""
+        where = {key: pending for pending in groups.values() for key in pending}
+        if not where:
+            return
+        for job in self.ledger.pending_for(list(where)):
+            held = [k for k in job.keys if k in where and k in where[k]]
+            if not held:
+                continue
+            model = where[held[0]][held[0]].model
+            if job.model != model.spec or job.state.get("base_url") != _server(model):
+                continue  # the same request to another server: that batch is not ours to read
+            self.jobs.append(_Live(job, backend_named(job.provider), model, {k: where[k].pop(k) for k in held}))
+
+    async def _submit(self, groups: dict[tuple[Any, ...], dict[str, _Pending]]) -> None:
+        for pending in groups.values():
+            if not pending:
+                continue
+            ps = list(pending.values())
+            model = ps[0].model
+            backend = backend_for(model)
+            assert backend is not None
+            lines = [backend.line(model, p.request, p.key) for p in ps]
+            for start, end in _chunks(backend, lines):
+                chunk = ps[start:end]
+                try:
+                    ids = await backend.submit(model, lines[start:end], run_id=self.run_id)
+                except ProviderError as exc:
+                    for p in chunk:
+                        self._end_pending(p, _submit_error(exc, model))
+                    continue
+                requests = {p.key: {"request": p.request.key_dict(), "tags": [_tag(self.calls[i].tag)
+                                                                              for i in p.positions]}
+                            for p in chunk}
+                job = Job(str(ids["id"]), self.run_id, backend.provider, model.spec, "submitted",
+                          {"model_id": model.id, "base_url": _server(model), "price": model.price, "ids": ids,
+                           "submitted": time.time(), "requests": requests})
+                self.ledger.save(job)  # at once: a process killed from here on leaves a batch to resume
+                self.jobs.append(_Live(job, backend, model, {p.key: p for p in chunk}))
+
+    async def _direct(self, positions: list[int]) -> None:
+        """The calls no batch carries, through the runner; their outcomes counted with the batches'."""
+        if not positions or self.runner is None:
+            return
+        runner = self.runner
+        index = {id(self.calls[pos]): pos for pos in positions}
+        saved = runner.on_result
+        runner.on_result = lambda outcome, _progress: self.end(index[id(outcome.call)], outcome)
+        try:
+            outcomes = await runner.run([self.calls[pos] for pos in positions])
+        finally:
+            runner.on_result = saved
+        for outcome in outcomes:  # the runner ends every call through on_result; a safety net
+            self.end(index[id(outcome.call)], outcome)
+
+    async def run(self, checkpoint: Callable[[], None] | None = None) -> list[Outcome]:
+        """Send, run the rest, wait; every call ends as an Outcome, in the order of the calls."""
+        groups, direct = self._partition()
+        cancelled = self.runner is not None and self.runner.cancelled
+        if cancelled:
+            for pending in groups.values():
+                for p in pending.values():
+                    self._end_pending(p, Cancelled("the run was cancelled before this call was made"))
+            groups = {}
+        self._reserve(groups)
+        self._adopt(groups)
+        await self._submit(groups)
+        if checkpoint is not None:
+            checkpoint()
+        await self._direct(direct)
+        if checkpoint is not None:
+            checkpoint()
+        await self.wait()
+        return self.finished()
+
+    def finished(self) -> list[Outcome]:
+        """Every call's outcome in order (a call left without one, which should not happen, is an error)."""
+        for pos, outcome in enumerate(self.outcomes):
+            if outcome is None:
+                self.end(pos, Outcome(self.calls[pos], error=ProviderError("no outcome from its batch")))
+        return [o for o in self.outcomes if o is not None]
+
+    # -- waiting ------------------------------------------------------------------------------
+    @property
+    def _cancelled(self) -> bool:
+        return self.runner is not None and self.runner.cancelled
+
+    async def wait(self) -> None:
+        """Poll every batch until it ends, reading each as it does; cancel them when the run is cancelled."""
+        interval = POLL_FIRST_S
+        total = sum(len(j.job.keys) for j in self.jobs)
+        try:
+            while True:
+                live = [j for j in self.jobs if not j.done]
+                if not live:
+                    break
+                if self._cancelled:
+                    await self._cancel(live)
+                    break
+                for j in live:
+                    await self._poll(j)
+                self.bar.show([j.status for j in self.jobs], total)
+                if all(j.done for j in self.jobs):
+                    break
+                await self._sleep(interval)
+                interval = min(interval * _POLL_GROWTH, POLL_MAX_S)
+        except asyncio.CancelledError:
+            live = [j for j in self.jobs if not j.done]
+            if self.cancel_on_interrupt and live:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self._cancel_at_provider(live), _CANCEL_WAIT_S)
+            raise
+        finally:
+            self.bar.close()
+
+    async def _sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while not self._cancelled and (left := end - time.monotonic()) > 0:
+            await asyncio.sleep(min(0.1, left))
+
+    async def _poll(self, j: _Live) -> None:
+        try:
+            status = await j.backend.status(j.model, j.job.state["ids"])
+            j.status = status
+            if status.state == "ended":
+                await self._collect(j)
+        except ProviderError as exc:
+            j.failures += 1
+            if exc.retryable and j.failures < _MAX_POLL_FAILURES:
+                return
+            # Left "submitted" in the ledger: the batch may well finish, and a resume can read it.
+            hint = f"; `protokit runs resume {self.run_id}` reads it later" if self.run_id else ""
+            self._fail(j, _with_message(exc, f"{exc} (polling batch {j.job.id}){hint}"))
+            return
+        j.failures = 0
+        if status.state == "failed":
+            self.ledger.set_status(j.job, "failed")
+            self._fail(j, BadRequestError(f"{j.model.id}: the provider failed batch {j.job.id}: {status.message}",
+                                          model=j.model.id))
+
+    async def _collect(self, j: _Live) -> None:
+        """Read an ended batch: answers into the cache (all of them, even those this run does not wait for),
+        errors into the ledger, then end the calls waiting for them."""
+        requests = {key: (j.pending[key].request if key in j.pending else _request_of(info["request"]))
+                    for key, info in j.job.state["requests"].items()}
+        results = await j.backend.results(j.model, j.job.state["ids"], requests)
+        latency = max(0.0, time.time() - float(j.job.state.get("submitted") or time.time()))
+        entries = []
+        errors: dict[str, Any] = {}
+        for key, result in results.items():
+            request = requests[key]
+            if isinstance(result, Answer):
+                model = j.pending[key].model if key in j.pending else j.model
+                entries.append((key, request.key_dict(), _response(model, request, result, key, latency).entry()))
+            else:
+                errors[key] = {"kind": getattr(result, "kind", None) or type(result).__name__.lower(),
+                               "status": getattr(result, "status", None), "message": str(result)}
+        if entries:
+            self.cache.put_many(entries)
+        self.ledger.set_status(j.job, "collected", errors)
+        j.done = True
+        for key, p in j.pending.items():
+            self._end_pending(p, results[key], latency)
+
+    async def _cancel_at_provider(self, live: list[_Live]) -> None:
+        for j in live:
+            with contextlib.suppress(ProviderError):
+                await j.backend.cancel(j.model, j.job.state["ids"])
+            self.ledger.set_status(j.job, "cancelled")
+
+    async def _cancel(self, live: list[_Live]) -> None:
+        """Cancel at the provider; a batch that has ended by then is read (its finished answers are kept)."""
+        await self._cancel_at_provider(live)
+        for j in live:
+            try:
+                status = await j.backend.status(j.model, j.job.state["ids"])
+                if status.state == "ended":
+                    j.status = status
+                    await self._collect(j)
+                    continue
+            except ProviderError:
+                pass
+            self._fail(j, Cancelled("cancelled: its batch was cancelled at the provider"))
+
+
+def _with_message(exc: ProviderError, message: str) -> ProviderError:
+    """The same error (its kind and status), saying more."""
+    error = ProviderError(message, status=exc.status, model=exc.model)
+    error.kind = exc.kind
+    return error
+
+
+def _submit_error(exc: ProviderError, model: Model) -> ProviderError:
+    """A batch the provider would not take; a 404 means the server has no batch API (a local server)."""
+    if exc.status == 404:
+        return BadRequestError(f"{model.id}: {_server(model) or model.provider} has no batch API (404 when "
+                               f"sending the batch); run with batch=False", status=404, model=model.id)
+    return exc
+
+
+async def run_calls(calls: Sequence[Call], runner: Runner, *, run_id: str | None, on_outcome: OnOutcome,
+                    checkpoint: Callable[[], None] | None = None) -> list[Outcome]:
+    """``compare(batch=True)``: every call ends through ``on_outcome``; returns the outcomes in order.
+
+    Calls made while scoring (a judge's) get the run's context, as inside ``runner.run``.
+    """
+    batch = BatchRun(calls, cache=cache_mod.get_cache(), runner=runner, run_id=run_id, on_outcome=on_outcome)
+    try:
+        with base.use_pipeline(runner.context.pipeline()):
+            return await batch.run(checkpoint)
+    finally:
+        runner.progress = batch.progress  # what a progress display shows at the end: the whole run
+
+
+def open_jobs(run_id: str, cache: cache_mod.Cache) -> list[Job]:
+    """A run's batches that were not read yet (sent and pending, or cancelled)."""
+    return [j for j in Ledger(cache).for_run(run_id) if j.status in OPEN]
+
+
+async def resume_run(run_id: str, cache: cache_mod.Cache, *, cancel: bool = False,
+                     bar: TextBar | None = None) -> list[Outcome]:
+    """Finish a run's batches from the ledger: wait for those still pending, read them into the cache.
+
+    Returns an Outcome per call they answer (``call.tag`` is the run's tag of the call, its row
+    index for a comparison), answers read earlier replayed from the cache. ``cancel=True``
+    cancels the pending batches first (what was done is still read). Ctrl-C stops waiting and
+    leaves the batches pending, to be resumed again.
+    """
+    if cache.mode in ("off", "replay") or cache.readonly:
+        raise ConfigError(f"resuming a run records its answers: the cache is {cache.mode}"
+                          f"{' and read-only' if cache.readonly else ''}; use PROTOKIT_CACHE_MODE=auto")
+    jobs = [j for j in Ledger(cache).for_run(run_id) if j.status in (*OPEN, "collected")]
+    calls: list[Call] = []
+    live: list[_Live] = []
+    done: list[tuple[Job, Model, dict[str, list[int]]]] = []
+    for job in jobs:
+        model = _model_of(job)
+        positions: dict[str, list[int]] = {}
+        pending: dict[str, _Pending] = {}
+        for key, info in job.state["requests"].items():
+            request = _request_of(info["request"])
+            positions[key] = []
+            for tag in info.get("tags") or ():
+                positions[key].append(len(calls))
+                calls.append(Call(model, request, tag=tag))
+            pending[key] = _Pending(key, model, request, positions[key])
+        if job.status == "collected":
+            done.append((job, model, positions))
+        else:
+            live.append(_Live(job, backend_named(job.provider), model, pending))
+    batch = BatchRun(calls, cache=cache, run_id=run_id, cancel_on_interrupt=False, bar=bar)
+    batch.jobs = live
+    for job, model, positions in done:
+        errors = job.state.get("errors") or {}
+        for key, where in positions.items():
+            entry = cache.get(key)
+            for pos in where:
+                call = calls[pos]
+                if key in errors or entry is None:
+                    batch.end(pos, Outcome(call, error=_stored_error(errors.get(key) or {
+                        "message": f"{model.id}: the answer read from batch {job.id} is no longer in the cache"})))
+                    continue
+                response = Response.from_entry(model.id, entry, sample=call.request.sample, key=key)
+                try:
+                    batch.end(pos, Outcome(call, response=model.finish(call.request, response)))
+                except ProtokitError as exc:
+                    batch.end(pos, Outcome(call, error=exc))
+    if cancel:
+        await batch._cancel_at_provider(live)
+    await batch.wait()
+    return batch.finished()
