@@ -34,6 +34,8 @@ SUITE: list[tuple[str, str, list[str], list[str]]] = [
     ("sandbox", "sandbox serves >= 1,000 requests/s", ["bench_sandbox.py"], []),
     ("telemetry", "runner CPU with OpenTelemetry tracing on <= 1.05x off; off: nothing measurable",
      ["bench_telemetry.py", "--json", "{json}"], ["--repeat", "1"]),
+    ("sweep", "300,000-row replay sweep <= 1.5 GB peak; summary < 5 s",
+     ["bench_sweep.py", "--json", "{json}"], ["--cases", "5000"]),
 ]
 
 

@@ -456,7 +456,7 @@ def test_stats_count_requests_and_reset():
         ant(box).messages.create(model="claude-sim", max_tokens=5, messages=USER)
         assert box.stats()["by_api"] == {"openai": 10, "anthropic": 1}
         assert get(box, "/_sandbox/reset", "POST")["requests"] == 0
-        assert box.stats() == {"requests": 0, "by_status": {}, "by_model": {}, "by_api": {}}
+        assert box.stats() == {"requests": 0, "by_status": {}, "by_model": {}, "by_api": {}, "batches": {}}
         openai_text(box, "x", USER)
         box.reset_stats()
         assert box.stats()["requests"] == 0

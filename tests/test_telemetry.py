@@ -345,3 +345,20 @@ def test_without_opentelemetry_nothing_changes(sandbox: Sandbox, tmp_path: Path)
                           "modules": [m for m in sys.modules if m.startswith("opentelemetry")]}}))
     """)
     assert out == {"text": "hi", "available": False, "observers": 0, "modules": []}
+
+
+def test_captured_messages_keep_images_and_tool_calls_as_parts_without_their_data() -> None:
+    messages = [
+        {"role": "user", "content": [{"type": "text", "text": "what is this?"},
+                                     {"type": "image", "source": "photos/cat.png", "sha256": "ab12"}]},
+        {"role": "assistant", "content": "", "tool_calls": [
+            {"id": "call_1", "name": "lookup", "arguments": {"token": FAKE_KEY, "q": "cat"}}]},
+        {"role": "tool", "content": "a cat", "tool_call_id": "call_1", "name": "lookup"},
+    ]
+    parts = [telemetry._message(m) for m in messages]
+    assert parts[0] == {"role": "user", "parts": [{"type": "text", "content": "what is this?"}, {"type": "image"}]}
+    [call] = parts[1]["parts"]
+    assert call["type"] == "tool_call" and call["name"] == "lookup" and FAKE_KEY not in call["arguments"]
+    assert parts[2] == {"role": "tool", "parts": [{"type": "tool_call_response", "id": "call_1",
+                                                   "response": "a cat"}]}
+    assert "cat.png" not in json.dumps(parts)

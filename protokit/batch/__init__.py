@@ -2,10 +2,12 @@
 
 Inside, arrows point one way::
 
-    poller                         send, wait (progress bar), read into the cache, cancel, resume
+    resume                         finish a run's batches after its process ended, from the ledger
+    poller                         send, wait (progress bar), read into the cache, cancel
+    registry                       which models can batch, each provider's backend
     openai | anthropic | ledger    each provider's batch API | the batches kept in the cache file
     progress                       the text progress bar
-    base                           the Backend protocol, which models can batch, batch prices
+    base                           the Backend protocol, batch prices
 
 A batched call is answered, cached (under the key the same call without a batch has) and
 billed (at the price table's ``batch_input``/``batch_output``) as one call; see
@@ -15,9 +17,11 @@ a process.
 
 from __future__ import annotations
 
-from protokit.batch.base import Answer, Backend, Status, backend_for, batch_cost, batch_reserve, batchable, check_batch
+from protokit.batch.base import Answer, Backend, Status, batch_cost, batch_reserve, check_batch
 from protokit.batch.ledger import Job, Ledger
-from protokit.batch.poller import BatchRun, open_jobs, resume_run, run_calls
+from protokit.batch.poller import BatchRun, run_calls
+from protokit.batch.registry import backend_for, batchable
+from protokit.batch.resume import open_jobs, resume_run
 
 __all__ = ["Answer", "Backend", "BatchRun", "Job", "Ledger", "Status", "backend_for", "batch_cost", "batch_reserve",
            "batchable", "check_batch", "open_jobs", "resume_run", "run_calls"]

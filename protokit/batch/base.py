@@ -1,6 +1,7 @@
-"""What a provider's batch API looks like to protokit: one :class:`Backend` per provider, found
-from a model by :func:`backend_for`, and what it reads back (an :class:`Answer` or an error per
-request, a :class:`Status` per batch). A batched call is billed at the batch price (:func:`batch_cost`).
+"""What a provider's batch API looks like to protokit: one :class:`Backend` per provider (found
+from a model in :mod:`protokit.batch.registry`), and what it reads back (an :class:`Answer` or an
+error per request, a :class:`Status` per batch). A batched call is billed at the batch price
+(:func:`batch_cost`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,7 @@ from typing import Any, Protocol
 from protokit.errors import ConfigError, ProtokitError
 from protokit.models import Model, Request, Usage, prices
 
-__all__ = ["Answer", "Backend", "Result", "Status", "backend_for", "backend_named", "batch_cost", "batch_reserve",
-           "batchable", "check_batch"]
+__all__ = ["Answer", "Backend", "Result", "Status", "batch_cost", "batch_reserve", "check_batch"]
 
 
 @dataclass
@@ -66,38 +66,6 @@ class Backend(Protocol):
         ...
 
 
-def _backends() -> dict[str, tuple[type[Model], Backend]]:
-    # Imported here: each pulls in its SDK, which a run without batch=True never needs.
-    from protokit.batch.anthropic import AnthropicBatches
-    from protokit.batch.openai import OpenAIBatches
-    from protokit.models.anthropic_adapter import AnthropicModel
-    from protokit.models.openai_adapter import OpenAIModel
-
-    return {"openai": (OpenAIModel, OpenAIBatches()), "anthropic": (AnthropicModel, AnthropicBatches())}
-
-
-def backend_for(model: Model) -> Backend | None:
-    """The batch API a model's calls can go through, or None (a callable, a fallback, another provider)."""
-    for cls, backend in _backends().values():
-        if isinstance(model, cls) and not model.composite:
-            return backend
-    return None
-
-
-def backend_named(provider: str) -> Backend:
-    """The batch API of a provider by name (for a batch read back from the run store)."""
-    found = _backends().get(provider)
-    if found is None:
-        raise ConfigError(f"no batch API is known for provider {provider!r}")
-    return found[1]
-
-
-def batchable(model: Model, request: Request) -> bool:
-    """Whether one call can go through a batch API: one plain answer (no stream, no tool loop) of a known provider."""
-    return (model.cacheable and not request.stream and request.max_steps == 1
-            and backend_for(model) is not None)
-
-
 def check_batch(value: Any) -> bool:
     """``batch=`` as given to compare or estimate: True or False."""
     if not isinstance(value, bool):
@@ -117,10 +85,13 @@ def batch_cost(model: Model, usage: Usage) -> tuple[float | None, str | None]:
 
 
 def batch_reserve(model: Model, request: Request, output_tokens: int = prices.DEFAULT_OUTPUT_TOKENS) -> float:
-    """What a batched call reserves from a budget before it is sent: its estimated cost at the batch price."""
-    price = prices.batch_price(model.spec, price=model.price)
-    if price is None:
-        return 0.0
-    tin = prices.estimate_input_tokens(sum(len(m["content"]) for m in request.messages))
-    tout = int(request.options.get("max_tokens") or output_tokens)
-    return (tin * price["input"] + tout * price["output"]) / 1_000_000
+    """What a batched call reserves from a budget before it is sent: the model's own estimate at the batch price.
+
+    The list-price estimate scaled by the smaller of the two discounts (input, output), so it stays an upper bound.
+    """
+    full = model.estimate_cost(request, output_tokens)
+    normal, batch = model.price_entry(), prices.batch_price(model.spec, price=model.price)
+    if not full or normal is None or batch is None:
+        return full
+    ratio = max(batch[side] / normal[side] if normal[side] else 1.0 for side in ("input", "output"))
+    return full * ratio

@@ -17,7 +17,6 @@ from openai.types.chat import ChatCompletion
 from protokit.batch.base import Answer, Result, Status
 from protokit.errors import (
     Cancelled,
-    ContentFilterError,
     ProtokitError,
     ProviderError,
     ProviderTimeoutError,
@@ -26,8 +25,7 @@ from protokit.errors import (
 )
 from protokit.models import Model, Request, Usage
 from protokit.models._errors import body_message, by_status
-from protokit.models.openai_adapter import OpenAIModel, _read_usage
-from protokit.models.tools import arguments_from_json
+from protokit.models.openai_adapter import OpenAIModel, read_completion
 
 __all__ = ["OpenAIBatches"]
 
@@ -152,15 +150,4 @@ def _missing(model: OpenAIModel, status: str) -> ProviderError | Cancelled:
 def _answer(model: OpenAIModel, completion: ChatCompletion) -> Answer:
     """The answer in a completion, read as the chat adapter reads a non-streamed one."""
     usage = Usage(raw=completion, provider_model=completion.model)
-    if completion.usage is not None:
-        _read_usage(completion.usage, usage)
-    if not completion.choices:
-        raise ServerError(f"{model.id}: the response had no choices", model=model.id)
-    choice = completion.choices[0]
-    usage.finish_reason = choice.finish_reason
-    if choice.finish_reason == "content_filter":
-        raise ContentFilterError(f"{model.id}: the answer was withheld by the content filter; rephrase the prompt",
-                                 model=model.id)
-    usage.tool_calls = [{"name": fn.name, "arguments": arguments_from_json(fn.arguments)}
-                        for tc in choice.message.tool_calls or () if (fn := getattr(tc, "function", None))]
-    return Answer(choice.message.content or "", usage)
+    return Answer(read_completion(model.id, completion, usage), usage)

@@ -10,8 +10,7 @@ its answers are written to the cache under the keys the same calls would use wit
 and each call ends as an Outcome, as the runner's do. Cancelling (``runner.cancel()``, Ctrl-C)
 cancels the batches at the provider.
 
-:func:`resume_run` finishes the batches of a run whose process ended (``protokit runs resume``)
-from the ledger alone: the models are rebuilt from their specs, the requests from their dicts.
+A run whose process ended is finished from the ledger by :mod:`protokit.batch.resume`.
 """
 
 from __future__ import annotations
@@ -25,25 +24,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from protokit import cache as cache_mod
-from protokit.batch.base import (
-    Answer,
-    Backend,
-    Result,
-    Status,
-    backend_for,
-    backend_named,
-    batch_cost,
-    batch_reserve,
-    batchable,
-)
-from protokit.batch.ledger import OPEN, Job, Ledger
+from protokit.batch.base import Answer, Backend, Result, Status, batch_cost, batch_reserve
+from protokit.batch.ledger import Job, Ledger
 from protokit.batch.progress import TextBar
-from protokit.errors import BadRequestError, Cancelled, ConfigError, ProtokitError, ProviderError, safe_text
+from protokit.batch.registry import backend_for, backend_named, batchable
+from protokit.errors import BadRequestError, Cancelled, ProtokitError, ProviderError, safe_text
 from protokit.models import Model, Request, Response, base
 from protokit.runner import Call, Outcome, Progress, Runner
 from protokit.secrets import looks_like_key
 
-__all__ = ["POLL_FIRST_S", "POLL_MAX_S", "BatchRun", "open_jobs", "resume_run", "run_calls"]
+__all__ = ["POLL_FIRST_S", "POLL_MAX_S", "BatchRun", "Live", "Pending", "request_of", "run_calls"]
 
 POLL_FIRST_S = 0.2  # the first look; each next one waits 1.5x longer, up to POLL_MAX_S
 POLL_MAX_S = 30.0
@@ -55,7 +45,7 @@ OnOutcome = Callable[[Outcome, Progress], None]
 
 
 @dataclass
-class _Pending:
+class Pending:
     """One request to send (or being waited for), and the calls (positions) it answers."""
 
     key: str
@@ -66,13 +56,13 @@ class _Pending:
 
 
 @dataclass
-class _Live:
+class Live:
     """A batch this run waits for."""
 
     job: Job
     backend: Backend
     model: Model  # whose client talks to the provider
-    pending: dict[str, _Pending]
+    pending: dict[str, Pending]
     status: Status | None = None
     failures: int = 0
     done: bool = False
@@ -120,32 +110,10 @@ def _response(model: Model, request: Request, answer: Answer, key: str, latency:
                     tool_calls=u.tool_calls, raw=u.raw)
 
 
-def _request_of(d: Mapping[str, Any]) -> Request:
+def request_of(d: Mapping[str, Any]) -> Request:
     """A request rebuilt from its cache request dict (the ledger's copy)."""
     return Request(d["provider"], d["model"], tuple(dict(m) for m in d["messages"]), dict(d["options"]),
                    int(d.get("sample", 0)))
-
-
-def _model_of(job: Job) -> Model:
-    """The model that sent a job, rebuilt from its spec, name, server and price (the key from the environment)."""
-    from protokit.models import model as make_model
-
-    st = job.state
-    kwargs: dict[str, Any] = {}
-    if st.get("model_id") and st["model_id"] != job.model:
-        kwargs["name"] = st["model_id"]
-    if st.get("base_url"):
-        kwargs["base_url"] = st["base_url"]
-    if st.get("price"):
-        kwargs["price"] = st["price"]
-    return make_model(job.model, **kwargs)
-
-
-def _stored_error(info: Mapping[str, Any]) -> ProtokitError:
-    """An error a collected batch recorded for a request, as it was classified then."""
-    error = ProviderError(str(info.get("message") or "failed in its batch"), status=info.get("status"))
-    error.kind = str(info.get("kind") or "provider")
-    return error
 
 
 def _chunks(backend: Backend, lines: list[dict[str, Any]]) -> Iterator[tuple[int, int]]:
@@ -176,7 +144,7 @@ class BatchRun:
         self.ledger = Ledger(cache)
         self.progress = Progress(total=len(self.calls))
         self.outcomes: list[Outcome | None] = [None] * len(self.calls)
-        self.jobs: list[_Live] = []
+        self.jobs: list[Live] = []
         self.bar = bar if bar is not None else TextBar()
 
     # -- ending calls -------------------------------------------------------------------------
@@ -189,13 +157,13 @@ class BatchRun:
         if self.on_outcome is not None:
             self.on_outcome(outcome, self.progress)
 
-    def _settle(self, p: _Pending, response: Response | None) -> None:
+    def _settle(self, p: Pending, response: Response | None) -> None:
         budget = self.runner.budget if self.runner is not None else None
         if budget is not None and p.reserved is not None:
             budget.settle(p.reserved, p.model, response)
             p.reserved = None
 
-    def _end_pending(self, p: _Pending, result: Result, latency: float = 0.0) -> None:
+    def _end_pending(self, p: Pending, result: Result, latency: float = 0.0) -> None:
         """End every call a request answers: the answer (its first call's is the one sent), or the error."""
         first: Response | None = None
         for n, pos in enumerate(p.positions):
@@ -212,20 +180,22 @@ class BatchRun:
                 self.end(pos, Outcome(call, error=exc, attempts=1))
         self._settle(p, first)
 
-    def _fail(self, live: _Live, error: ProtokitError) -> None:
+    def _fail(self, live: Live, error: ProtokitError) -> None:
         live.done = True
         for p in live.pending.values():
             self._end_pending(p, error)
 
     # -- compare(batch=True) ------------------------------------------------------------------
-    def _partition(self) -> tuple[dict[tuple[Any, ...], dict[str, _Pending]], list[int]]:
+    def _partition(self) -> tuple[dict[tuple[Any, ...], dict[str, Pending]], list[int]]:
         """Calls to batch (by group, by key) and calls for the runner (cache hits, calls no batch can carry)."""
         mode = self.cache.mode
-        groups: dict[tuple[Any, ...], dict[str, _Pending]] = {}
+        groups: dict[tuple[Any, ...], dict[str, Pending]] = {}
         direct: list[int] = []
         keys: dict[int, str] = {}
         for pos, call in enumerate(self.calls):
-            if mode == "replay" or not batchable(call.model, call.request):
+            # A chained call (a conversation's turns) needs the answer before it: never in a batch.
+            chained = getattr(call, "then", None) is not None or getattr(call, "skip", None) is not None
+            if mode == "replay" or chained or not batchable(call.model, call.request):
                 direct.append(pos)
             else:
                 keys[pos] = cache_mod.request_key(call.request.key_dict())
@@ -236,7 +206,7 @@ class BatchRun:
                 continue
             call = self.calls[pos]
             group = groups.setdefault(_group(call.model, call.request), {})
-            group.setdefault(key, _Pending(key, call.model, call.request, [])).positions.append(pos)
+            group.setdefault(key, Pending(key, call.model, call.request, [])).positions.append(pos)
         return groups, sorted(direct)
 
     def _hits(self, keys: list[str]) -> set[str]:
@@ -249,7 +219,7 @@ class BatchRun:
                     f"SELECT key FROM entries WHERE key IN ({','.join('?' * len(chunk))})", chunk))
         return found
 
-    def _reserve(self, groups: dict[tuple[Any, ...], dict[str, _Pending]]) -> None:
+    def _reserve(self, groups: dict[tuple[Any, ...], dict[str, Pending]]) -> None:
         """Hold each request's batch-priced estimate in the budget; one that does not fit is not sent."""
         budget = self.runner.budget if self.runner is not None else None
         if budget is None:
@@ -263,7 +233,7 @@ class BatchRun:
                     del pending[key]
                     self._end_pending(p, budget.refusal(p.model, p.request, usd))
 
-    def _adopt(self, groups: dict[tuple[Any, ...], dict[str, _Pending]]) -> None:
+    def _adopt(self, groups: dict[tuple[Any, ...], dict[str, Pending]]) -> None:
         """Take over pending batches (sent by a run that ended before reading them) that hold these requests."""
         where = {key: pending for pending in groups.values() for key in pending}
         if not where:
@@ -275,9 +245,9 @@ class BatchRun:
             model = where[held[0]][held[0]].model
             if job.model != model.spec or job.state.get("base_url") != _server(model):
                 continue  # the same request to another server: that batch is not ours to read
-            self.jobs.append(_Live(job, backend_named(job.provider), model, {k: where[k].pop(k) for k in held}))
+            self.jobs.append(Live(job, backend_named(job.provider), model, {k: where[k].pop(k) for k in held}))
 
-    async def _submit(self, groups: dict[tuple[Any, ...], dict[str, _Pending]]) -> None:
+    async def _submit(self, groups: dict[tuple[Any, ...], dict[str, Pending]]) -> None:
         for pending in groups.values():
             if not pending:
                 continue
@@ -301,7 +271,7 @@ class BatchRun:
                           {"model_id": model.id, "base_url": _server(model), "price": model.price, "ids": ids,
                            "submitted": time.time(), "requests": requests})
                 self.ledger.save(job)  # at once: a process killed from here on leaves a batch to resume
-                self.jobs.append(_Live(job, backend, model, {p.key: p for p in chunk}))
+                self.jobs.append(Live(job, backend, model, {p.key: p for p in chunk}))
 
     async def _direct(self, positions: list[int]) -> None:
         """The calls no batch carries, through the runner; their outcomes counted with the batches'."""
@@ -310,13 +280,22 @@ class BatchRun:
         runner = self.runner
         index = {id(self.calls[pos]): pos for pos in positions}
         saved = runner.on_result
-        runner.on_result = lambda outcome, _progress: self.end(index[id(outcome.call)], outcome)
+
+        def relay(outcome: Outcome, _progress: Progress) -> None:
+            pos = index.get(id(outcome.call))
+            if pos is not None:
+                self.end(pos, outcome)
+            elif self.on_outcome is not None:  # a call chained after one of ours: handed on, not counted
+                self.on_outcome(outcome, self.progress)
+
+        runner.on_result = relay
         try:
             outcomes = await runner.run([self.calls[pos] for pos in positions])
         finally:
             runner.on_result = saved
         for outcome in outcomes:  # the runner ends every call through on_result; a safety net
-            self.end(index[id(outcome.call)], outcome)
+            if id(outcome.call) in index:
+                self.end(index[id(outcome.call)], outcome)
 
     async def run(self, checkpoint: Callable[[], None] | None = None) -> list[Outcome]:
         """Send, run the rest, wait; every call ends as an Outcome, in the order of the calls."""
@@ -373,7 +352,7 @@ class BatchRun:
             live = [j for j in self.jobs if not j.done]
             if self.cancel_on_interrupt and live:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(self._cancel_at_provider(live), _CANCEL_WAIT_S)
+                    await asyncio.wait_for(self.cancel_at_provider(live), _CANCEL_WAIT_S)
             raise
         finally:
             self.bar.close()
@@ -383,7 +362,7 @@ class BatchRun:
         while not self._cancelled and (left := end - time.monotonic()) > 0:
             await asyncio.sleep(min(0.1, left))
 
-    async def _poll(self, j: _Live) -> None:
+    async def _poll(self, j: Live) -> None:
         try:
             status = await j.backend.status(j.model, j.job.state["ids"])
             j.status = status
@@ -403,10 +382,10 @@ class BatchRun:
             self._fail(j, BadRequestError(f"{j.model.id}: the provider failed batch {j.job.id}: {status.message}",
                                           model=j.model.id))
 
-    async def _collect(self, j: _Live) -> None:
+    async def _collect(self, j: Live) -> None:
         """Read an ended batch: answers into the cache (all of them, even those this run does not wait for),
         errors into the ledger, then end the calls waiting for them."""
-        requests = {key: (j.pending[key].request if key in j.pending else _request_of(info["request"]))
+        requests = {key: (j.pending[key].request if key in j.pending else request_of(info["request"]))
                     for key, info in j.job.state["requests"].items()}
         results = await j.backend.results(j.model, j.job.state["ids"], requests)
         latency = max(0.0, time.time() - float(j.job.state.get("submitted") or time.time()))
@@ -427,15 +406,15 @@ class BatchRun:
         for key, p in j.pending.items():
             self._end_pending(p, results[key], latency)
 
-    async def _cancel_at_provider(self, live: list[_Live]) -> None:
+    async def cancel_at_provider(self, live: list[Live]) -> None:
         for j in live:
             with contextlib.suppress(ProviderError):
                 await j.backend.cancel(j.model, j.job.state["ids"])
             self.ledger.set_status(j.job, "cancelled")
 
-    async def _cancel(self, live: list[_Live]) -> None:
+    async def _cancel(self, live: list[Live]) -> None:
         """Cancel at the provider; a batch that has ended by then is read (its finished answers are kept)."""
-        await self._cancel_at_provider(live)
+        await self.cancel_at_provider(live)
         for j in live:
             try:
                 status = await j.backend.status(j.model, j.job.state["ids"])
@@ -475,62 +454,3 @@ async def run_calls(calls: Sequence[Call], runner: Runner, *, run_id: str | None
             return await batch.run(checkpoint)
     finally:
         runner.progress = batch.progress  # what a progress display shows at the end: the whole run
-
-
-def open_jobs(run_id: str, cache: cache_mod.Cache) -> list[Job]:
-    """A run's batches that were not read yet (sent and pending, or cancelled)."""
-    return [j for j in Ledger(cache).for_run(run_id) if j.status in OPEN]
-
-
-async def resume_run(run_id: str, cache: cache_mod.Cache, *, cancel: bool = False,
-                     bar: TextBar | None = None) -> list[Outcome]:
-    """Finish a run's batches from the ledger: wait for those still pending, read them into the cache.
-
-    Returns an Outcome per call they answer (``call.tag`` is the run's tag of the call, its row
-    index for a comparison), answers read earlier replayed from the cache. ``cancel=True``
-    cancels the pending batches first (what was done is still read). Ctrl-C stops waiting and
-    leaves the batches pending, to be resumed again.
-    """
-    if cache.mode in ("off", "replay") or cache.readonly:
-        raise ConfigError(f"resuming a run records its answers: the cache is {cache.mode}"
-                          f"{' and read-only' if cache.readonly else ''}; use PROTOKIT_CACHE_MODE=auto")
-    jobs = [j for j in Ledger(cache).for_run(run_id) if j.status in (*OPEN, "collected")]
-    calls: list[Call] = []
-    live: list[_Live] = []
-    done: list[tuple[Job, Model, dict[str, list[int]]]] = []
-    for job in jobs:
-        model = _model_of(job)
-        positions: dict[str, list[int]] = {}
-        pending: dict[str, _Pending] = {}
-        for key, info in job.state["requests"].items():
-            request = _request_of(info["request"])
-            positions[key] = []
-            for tag in info.get("tags") or ():
-                positions[key].append(len(calls))
-                calls.append(Call(model, request, tag=tag))
-            pending[key] = _Pending(key, model, request, positions[key])
-        if job.status == "collected":
-            done.append((job, model, positions))
-        else:
-            live.append(_Live(job, backend_named(job.provider), model, pending))
-    batch = BatchRun(calls, cache=cache, run_id=run_id, cancel_on_interrupt=False, bar=bar)
-    batch.jobs = live
-    for job, model, positions in done:
-        errors = job.state.get("errors") or {}
-        for key, where in positions.items():
-            entry = cache.get(key)
-            for pos in where:
-                call = calls[pos]
-                if key in errors or entry is None:
-                    batch.end(pos, Outcome(call, error=_stored_error(errors.get(key) or {
-                        "message": f"{model.id}: the answer read from batch {job.id} is no longer in the cache"})))
-                    continue
-                response = Response.from_entry(model.id, entry, sample=call.request.sample, key=key)
-                try:
-                    batch.end(pos, Outcome(call, response=model.finish(call.request, response)))
-                except ProtokitError as exc:
-                    batch.end(pos, Outcome(call, error=exc))
-    if cancel:
-        await batch._cancel_at_provider(live)
-    await batch.wait()
-    return batch.finished()

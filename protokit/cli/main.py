@@ -27,7 +27,7 @@ from protokit.errors import ProtokitError, safe_text
 COMMANDS: dict[str, tuple[str, str]] = {
     "sandbox": ("protokit.cli.sandbox", "Local OpenAI- and Anthropic-compatible server for offline work."),
     "cache": ("protokit.cli.cache", "Inspect and manage the record/replay cache."),
-    "runs": ("protokit.cli.runs", "List stored comparison runs and show one."),
+    "runs": ("protokit.cli.runs", "List stored comparison runs, show one, resume one left waiting on a batch."),
     "lab": ("protokit.cli.lab", "Start JupyterLab on the notebooks."),
     "new": ("protokit.cli.new", "Write a new prototype notebook from a template."),
     "demo": ("protokit.cli.demo", "The whole path offline: compare, validate, promote, test."),

@@ -1,4 +1,5 @@
-"""``protokit runs`` and ``protokit runs show ID``: list stored comparison runs and show one."""
+"""``protokit runs``, ``protokit runs show ID`` and ``protokit runs resume ID``: list stored comparison runs,
+show one, finish one whose batches were pending when its process ended."""
 
 from __future__ import annotations
 
@@ -74,3 +75,24 @@ def show(run_id: str, path: Path | None, csv_out: Path | None, html_out: Path | 
     if html_out is not None:
         cmp.to_html(html_out)
         click.echo(f"wrote {html_out}")
+
+
+@command.command("resume")
+@click.argument("run_id")
+@click.option("--path", type=click.Path(dir_okay=False, path_type=Path), default=None, help=_PATH_HELP)
+@click.option("--cancel", is_flag=True,
+              help="Cancel the run's pending batches at the provider; what they finished is still stored.")
+def resume(run_id: str, path: Path | None, cancel: bool) -> None:
+    """Finish a run whose batches were pending when its process ended (compare(batch=True)).
+
+    Waits for the batches the run sent (nothing is sent again), reads their answers into the
+    cache and stores the rows they answer; Ctrl-C stops waiting and leaves them pending.
+    """
+    from protokit.comparisons import resume_run
+
+    cmp = resume_run(run_id, path=path or default_path(), cancel=cancel)
+    results = cmp.results
+    errors = int(results["error"].notna().sum()) if "error" in results else 0
+    total = len(cmp.cases) * len(cmp.candidates) * cmp.samples
+    click.echo(f"run {cmp.run_id} ({cmp.status}): {len(results)}/{total} rows, {errors} errors; "
+               f"'protokit runs show {cmp.run_id}' shows it")

@@ -77,6 +77,8 @@ def command(port: int, **settings: Any) -> None:
     The official SDKs work against it unchanged. Model 'echo' replies with the
     last user message; any other model name replies with words chosen from a
     hash of the request, so the same request always gets the same reply.
+    The batch APIs (OpenAI files and batches, Anthropic message batches) answer
+    the same way, each batch finishing over --batch-delay seconds.
     Stats: GET /_sandbox/stats, reset: POST /_sandbox/reset. Stop with Ctrl-C.
     """
     config = SandboxConfig.build(**settings)  # the options are named after SandboxConfig.build's arguments

@@ -2,11 +2,13 @@
 
 Inside, arrows point one way (each module imports only those below it)::
 
+    resume            finishing a run whose batches were pending when its process ended
     run, estimates    pk.compare / pk.acompare / pk.estimate
     comparison        the Comparison object; load_run
     report            verdict, chart and HTML, rendered from tables (no Comparison)
     store | plan      the run store in the cache file | cases, prompts, the one argument spec
-    tables            pure summary tables and paired differences
+    tables | prompts  pure summary tables and paired differences | prompt variants, each case's prompt rendered
+    turns             conversations: a case's messages, and its turns played one at a time
     stats             bootstrap intervals, permutation tests, Pareto fronts
 
 Code outside this package (the CLI, the widget, the magic, promote) imports only the
@@ -21,12 +23,15 @@ from protokit.comparisons.estimates import TYPICAL_LATENCY_S, Estimate, estimate
 from protokit.comparisons.plan import (
     DEFAULT_CONCURRENCY,
     CompareArgs,
+    OnChunk,
     OnResult,
     OnStart,
+    image_columns,
     load_cases,
     same_arguments,
     template_fields,
 )
+from protokit.comparisons.resume import resume_run
 from protokit.comparisons.run import acompare, compare
 from protokit.comparisons.stats import PairedResult, paired_difference
 from protokit.comparisons.store import list_runs
@@ -39,6 +44,7 @@ __all__ = [
     "CompareArgs",
     "Comparison",
     "Estimate",
+    "OnChunk",
     "OnResult",
     "OnStart",
     "PairedComparison",
@@ -48,10 +54,12 @@ __all__ = [
     "candidate_name",
     "compare",
     "estimate",
+    "image_columns",
     "list_runs",
     "load_cases",
     "load_run",
     "paired_difference",
+    "resume_run",
     "same_arguments",
     "template_fields",
 ]

@@ -146,7 +146,7 @@ class Comparison:
         return self._pairs[key]
 
     def pareto(self, score: str | None = None, by: str = "cost") -> list[str]:
-        """Models (candidates) that no other beats on both the score and cost (or latency), cheapest first."""
+        """Models (candidates) that no other beats on both the score and cost (latency, ttft), cheapest first."""
         return tables.pareto(self.summary, self._column(self._score(score)), by, self.key)
 
     def best(self, score: str | None = None) -> str:
@@ -174,9 +174,12 @@ class Comparison:
                                   None if score is None and not self.score_names else self._score(score))
 
     def plot(self, score: str | None = None, x: str = "cost") -> Figure:
-        """Quality against cost per case (or latency p50): error bars and the Pareto front marked."""
+        """Quality against cost per case, latency p50 or (``x="ttft"``, streamed runs) time to first token p50.
+
+        Error bars and the Pareto front are marked.
+        """
         name = self._score(score)
-        tables.x_column(x)
+        tables.x_column(x, self.summary)
         return report_mod.figure(self._report_data(), name, x)
 
     def to_csv(self, path: str | os.PathLike[str] | None = None) -> str | None:
@@ -204,19 +207,25 @@ class Comparison:
                                      pair=self.compare_pair, title=repr(self), run_id=self.run_id, key=self.key)
 
     # -- human ratings -----------------------------------------------------------------
-    def add_rating(self, case: Any, model: str, rating: float | int | bool | None, sample: int = 0) -> None:
+    def add_rating(self, case: Any, model: str, rating: float | int | bool | None, sample: int = 0,
+                   turn: int | None = None) -> None:
         """Record a human rating for one output (``None`` clears it); kept with the stored run.
 
-        ``model`` names a model, or with prompt variants a candidate (as ``compare_pair`` does).
+        ``model`` names a model, or with prompt variants a candidate (as ``compare_pair`` does);
+        ``turn`` one turn of a conversation (the first when not given).
         """
         if rating is not None and not isinstance(rating, (int, float)):
             raise ConfigError(f"a rating must be a number or a bool, got {type(rating).__name__}")
         value = None if rating is None else float(rating)
         model = self._model(model)
         r = self.results
-        hit = r.index[(r["case"] == case) & (r[self.key] == model) & (r["sample"] == sample)]
+        match = (r["case"] == case) & (r[self.key] == model) & (r["sample"] == sample)
+        if turn is not None and "turn" in r:
+            match &= r["turn"] == turn
+        hit = r.index[match]
         if len(hit) == 0:
-            raise ConfigError(f"no result for case {case!r}, model {model}, sample {sample}")
+            raise ConfigError(f"no result for case {case!r}, model {model}, sample {sample}"
+                              + (f", turn {turn}" if turn is not None else ""))
         idx = hit[0]
         r.at[idx, "rating"] = value
         self._summary = None

@@ -14,15 +14,24 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import KW_ONLY, dataclass, field, fields
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, NamedTuple, ParamSpec, TypeVar, cast
 
 import pandas as pd
 
+from protokit.comparisons.prompts import (
+    Prompt,
+    SinglePrompt,
+    describe_prompt,
+    image_columns,
+    prompt_variants,
+    render_prompts,
+)
 from protokit.comparisons.tables import candidate_name
+from protokit.comparisons.turns import TURN_COLUMN, TURNS_COLUMN, Conversation, case_conversations
 from protokit.errors import ConfigError
 from protokit.models import Model
 from protokit.models import model as make_model
-from protokit.models.prompts import render_template, template_fields
+from protokit.models.prompts import template_fields
 from protokit.models.structured import check_schema
 from protokit.models.tools import check_tools
 from protokit.runner import Call, Progress, RetryPolicy, Runner
@@ -34,13 +43,16 @@ __all__ = [
     "RESULT_COLUMNS",
     "VARIANT_COLUMNS",
     "CompareArgs",
+    "OnChunk",
     "OnResult",
     "OnStart",
     "Plan",
+    "Slot",
     "build_plan",
     "check_scorers",
     "columns_for",
     "describe_prompt",
+    "image_columns",
     "load_cases",
     "prompt_variants",
     "render_prompts",
@@ -63,8 +75,9 @@ ANSWER_COLUMNS = ("tool_calls", "parsed")
 DEFAULT_CONCURRENCY = 16
 OnResult = Callable[[dict[str, Any], Progress], None]
 OnStart = Callable[[Runner], None]
-SinglePrompt = str | Sequence[Mapping[str, str]] | Callable[[dict[str, Any]], Any]
-Prompt = SinglePrompt | Mapping[str, SinglePrompt]
+# fn(cell, text): a piece of a streaming answer; cell names its row ({"case", "model", "sample"}, and
+# "prompt"/"candidate" with prompt variants, "turn" with turns).
+OnChunk = Callable[[dict[str, Any], str], None]
 
 
 def _read_path(path: Path) -> pd.DataFrame:
@@ -153,80 +166,6 @@ def load_cases(cases: Any) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     return frame, records
 
 
-def _templates(prompt: Any) -> list[str]:
-    if isinstance(prompt, str):
-        return [prompt]
-    return [str(m.get("content", "")) for m in prompt]
-
-
-def prompt_variants(prompt: Any) -> dict[str, SinglePrompt] | None:
-    """The named variants of a ``{name: prompt}`` dict (checked), or None for a single prompt."""
-    if not isinstance(prompt, Mapping):
-        return None
-    if not prompt:
-        raise ConfigError("prompt is an empty dict: give at least one variant, e.g. {'short': '{ticket}'}")
-    variants: dict[str, SinglePrompt] = {}
-    for name, value in prompt.items():
-        if not isinstance(name, str) or not name.strip():
-            raise ConfigError(f"prompt variants are named by non-empty strings, got {name!r}; "
-                              "e.g. {'short': '{ticket}', 'polite': 'Please classify: {ticket}'}")
-        if isinstance(value, Mapping):
-            raise ConfigError(f"prompt variant {name!r} is a dict; a variant is a template string, a list of "
-                              "messages or a function of the case")
-        variants[name] = value
-    return variants
-
-
-def render_prompts(prompt: SinglePrompt, records: list[dict[str, Any]], columns: Sequence[str],
-                   ids: Sequence[Any]) -> list[Any]:
-    """Each case's prompt: a template filled from its columns, or what a callable returns."""
-    if callable(prompt):
-        out = []
-        for cid, rec in zip(ids, records, strict=True):
-            try:
-                out.append(prompt(dict(rec)))
-            except Exception as exc:
-                raise ConfigError(f"the prompt function failed on case {cid!r}: {type(exc).__name__}: {exc}") \
-                    from exc
-        return out
-    if not isinstance(prompt, str) and not (
-            isinstance(prompt, Sequence) and all(isinstance(m, Mapping) for m in prompt) and prompt):
-        raise ConfigError(f"prompt must be a template string, a list of messages, a function of the case or a "
-                          f"dict of named variants of these, got {type(prompt).__name__}")
-    templates = _templates(prompt)
-    fields = [f for t in templates for f in template_fields(t)]
-    missing = [f for f in dict.fromkeys(fields) if f not in columns]
-    if missing:
-        raise ConfigError(f"the prompt uses {{{missing[0]}}} but the cases have no column {missing[0]!r} "
-                          f"(columns: {', '.join(columns)}); add the column or fix the template")
-    if not fields:
-        return [prompt] * len(records)
-    out = []
-    for cid, rec in zip(ids, records, strict=True):
-        values = {k: "" if v is None else v for k, v in rec.items()}
-        what = f"the prompt for case {cid!r}"
-        if isinstance(prompt, str):
-            out.append(render_template(prompt, values, what=what))
-        else:
-            out.append([{**m, "content": render_template(str(m.get("content", "")), values, what=what)}
-                        for m in prompt])
-    return out
-
-
-def describe_prompt(prompt: Prompt) -> str:
-    """A text form of the prompt to store with a run (a function is named, not pickled).
-
-    Variants are stored as a JSON object of their names and text forms.
-    """
-    if isinstance(prompt, str):
-        return prompt
-    if isinstance(prompt, Mapping):
-        return json.dumps({str(k): describe_prompt(v) for k, v in prompt.items()}, ensure_ascii=False)
-    if callable(prompt):
-        return f"<function {getattr(prompt, '__module__', '?')}.{getattr(prompt, '__qualname__', '?')}>"
-    return json.dumps([dict(m) for m in prompt], ensure_ascii=False)
-
-
 def resolve_models(models: Any) -> list[Model]:
     """Models from Model objects, ``provider:name`` specs or callables; ids must be distinct."""
     if isinstance(models, (Model, str)) or callable(models):
@@ -266,10 +205,14 @@ def check_scorers(scorers: Any, columns: Sequence[str]) -> list[Scorer]:
 
 
 def columns_for(case_columns: Sequence[str], score_names: Sequence[str], reason_names: Sequence[str],
-                judge: bool, *, variants: bool = False, tools: bool = False, schema: bool = False) -> list[str]:
+                judge: bool, *, variants: bool = False, tools: bool = False, schema: bool = False,
+                turns: bool = False) -> list[str]:
     """The column order of a results frame (with variants, ``prompt`` and ``candidate`` follow ``model``;
-    with tools or a schema, ``tool_calls`` and ``parsed`` follow ``output``)."""
+    with tools or a schema, ``tool_calls`` and ``parsed`` follow ``output``; with turns, ``turn`` follows
+    ``sample``)."""
     fixed = [c for c in RESULT_COLUMNS[1:] if c not in ("scorer_error", "judge_cost_usd", "rating")]
+    if turns:
+        fixed.insert(fixed.index("sample") + 1, TURN_COLUMN)
     at = fixed.index("output") + 1
     fixed[at:at] = [c for c, used in zip(ANSWER_COLUMNS, (tools, schema), strict=True) if used]
     if variants:
@@ -280,9 +223,22 @@ def columns_for(case_columns: Sequence[str], score_names: Sequence[str], reason_
     return ["case", *[c for c in case_columns if c != "case"], *fixed, *scores, *tail]
 
 
+class Slot(NamedTuple):
+    """Where a call's row goes: its case and candidate (indexes), its sample and, with turns, its turn."""
+
+    case: int
+    candidate: int
+    sample: int
+    turn: int | None = None
+
+
 @dataclass
 class Plan:
-    """Everything a run needs, built and checked before any call."""
+    """Everything a run needs, built and checked before any call.
+
+    ``calls`` are what the runner is handed; with turns, each is a conversation's first turn and the
+    others follow it (``Call.then``). A call's tag is its row: ``slots[tag]`` says where it goes.
+    """
 
     models: list[Model]
     frame: pd.DataFrame
@@ -294,6 +250,13 @@ class Plan:
     meta: dict[str, Any] = field(default_factory=dict)
     prompts: list[str] = field(default_factory=list)  # the variants' names; empty for one prompt
     candidates: list[tuple[Model, str | None]] = field(default_factory=list)  # in call order within a case
+    slots: list[Slot] = field(default_factory=list)  # one per row, in row order
+    turns: bool = False  # the cases' turns are played (a `turn` column)
+
+    @property
+    def total(self) -> int:
+        """Rows (calls) of the run, every turn counted."""
+        return len(self.slots)
 
     @property
     def candidate_names(self) -> list[str]:
@@ -302,7 +265,7 @@ class Plan:
 
     def candidate_of(self, tag: int) -> tuple[Model, str | None]:
         """The (model, variant name) a call belongs to, from its tag (its index in ``calls``)."""
-        return self.candidates[tag % (len(self.candidates) * self.samples) // self.samples]
+        return self.candidates[self.slots[tag].candidate]
 
 
 @dataclass(frozen=True)
@@ -326,12 +289,15 @@ class CompareArgs:
     options: Mapping[str, Any] | None = None
     on_result: OnResult | None = None
     on_start: OnStart | None = None
+    on_chunk: OnChunk | None = None
+    stream: bool = False
     retries: int | RetryPolicy | None = None
     timeout: float | None = None
     tools: Any = None
     schema: Any = None
     run_tools: bool = False
     max_steps: int | None = None
+    batch: bool = False  # through the providers' batch APIs (protokit.batch)
 
     def as_kwargs(self) -> dict[str, Any]:
         """The arguments by name, ready for ``compare(**args.as_kwargs())``."""
@@ -402,9 +368,16 @@ def build_plan(args: CompareArgs) -> Plan:
     variants = prompt_variants(prompt)
     ids = [r["case"] for r in records]
     rendered: dict[str | None, list[Any]] = {}
-    if variants is None:
+    turns: list[list[str]] | None = None
+    if prompt is None:  # each case is its own prompt: its messages, and its turns played one by one
+        rendered[None], turns = case_conversations(records, columns, ids)
+        if turns is not None:
+            _check_turns(args, columns)
+    elif variants is None:
+        _no_turns(records, columns)
         rendered[None] = render_prompts(cast("SinglePrompt", prompt), records, columns, ids)
     else:
+        _no_turns(records, columns)
         clash = [c for c in VARIANT_COLUMNS if c in columns]
         if clash:
             raise ConfigError(f"case column {clash[0]!r} clashes with the results column that names each "
@@ -421,15 +394,25 @@ def build_plan(args: CompareArgs) -> Plan:
         if name in seen:  # only possible when a model id or a variant name holds the separator
             raise ConfigError(f"two candidates are both named {name!r}; rename a prompt variant")
         seen.add(name)
+    # Streamed calls measure their time to first token (ttft_s); on_chunk shows the pieces as they come.
+    stream = bool(args.stream) or args.on_chunk is not None
     calls: list[Call] = []
+    slots: list[Slot] = []
     for i in range(len(records)):
-        for m, p in candidates:
+        for c, (m, p) in enumerate(candidates):
             for s in range(samples):
-                calls.append(Call(m, m.request(rendered[p][i], system=system, sample=s, **opts), tag=len(calls)))
+                if turns is None:
+                    calls.append(Call(m, m.request(rendered[p][i], system=system, sample=s, stream=stream, **opts),
+                                      tag=len(slots)))
+                    slots.append(Slot(i, c, s))
+                    continue
+                talk = Conversation(m, rendered[p][i], turns[i], len(slots), s, system, stream, opts)
+                calls.append(talk.call())
+                slots.extend(Slot(i, c, s, k) for k in range(len(turns[i])))
     names = [s.name for s in scorer_list]
     cols = columns_for(columns, names, [s.name for s in scorer_list if s.reasons],
                        any(isinstance(s, Judge) for s in scorer_list), variants=variants is not None,
-                       **_answer_columns(calls, columns))
+                       turns=turns is not None, **_answer_columns(calls, columns))
     run_options: dict[str, Any] = {"samples": samples, "system": system, "options": _stored_options(opts),
                                    "concurrency": concurrency, "budget_usd": budget_usd}
     if variants is not None:
@@ -437,6 +420,24 @@ def build_plan(args: CompareArgs) -> Plan:
     meta = {
         "prompt": describe_prompt(prompt), "models": [m.id for m in built], "options": run_options,
         "scorers": [s.describe() for s in scorer_list], "score_names": names, "columns": cols,
-        "cases": records, "total": len(calls),
+        "cases": records, "total": len(slots),
     }
-    return Plan(built, frame, records, scorer_list, calls, samples, cols, meta, list(variants or ()), candidates)
+    return Plan(built, frame, records, scorer_list, calls, samples, cols, meta, list(variants or ()), candidates,
+                slots, turns is not None)
+
+
+def _check_turns(args: CompareArgs, columns: Sequence[str]) -> None:
+    """What playing turns cannot go with: a case column named ``turn``, provider batches."""
+    if TURN_COLUMN in columns:
+        raise ConfigError(f"case column {TURN_COLUMN!r} clashes with the results column that numbers each turn; "
+                          f"rename it (e.g. case_{TURN_COLUMN})")
+    if getattr(args, "batch", False):
+        raise ConfigError("batch=True cannot play turns: each turn needs the answer to the one before; "
+                          "run the conversation without batch=True")
+
+
+def _no_turns(records: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    """A ``turns`` column of lists with a prompt given is a mistake: turns are played with ``prompt=None``."""
+    if TURNS_COLUMN in columns and any(isinstance(r.get(TURNS_COLUMN), list) for r in records):
+        raise ConfigError(f"the cases have a {TURNS_COLUMN!r} column of user turns, which are played with "
+                          "prompt=None (each case's own messages and turns); pass prompt=None or rename the column")

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from protokit._extras import LAB_INSTALL, lab_missing, require_lab
-from protokit.comparisons.tables import PairedComparison, pareto, score_column
+from protokit.comparisons.tables import X_AXES, PairedComparison, pareto, score_column
 from protokit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -166,13 +166,13 @@ def verdict(data: ReportData, score: str | None) -> str:
 
 
 def figure(data: ReportData, score: str, x: str) -> Figure:
-    """Score (with its interval) against cost per case or median latency; the Pareto front is marked."""
+    """Score (with its interval) against cost per case, median latency or time to first token; Pareto front marked."""
     require_lab("Comparison.plot()", "matplotlib")
     from matplotlib.figure import Figure
 
     s = data.summary
     col = data.column(score)
-    xcol = "cost_per_case" if x == "cost" else "latency_p50"
+    xcol, xlabel = X_AXES[x]
     fig = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = fig.add_subplot()
     placed = s[s[col].notna() & s[xcol].notna()]
@@ -194,10 +194,10 @@ def figure(data: ReportData, score: str, x: str) -> Figure:
     xs = placed[xcol]
     if len(xs) > 1 and xs.min() > 0 and xs.max() / xs.min() > 30:
         ax.set_xscale("log")  # prices span orders of magnitude; a linear axis would crush the cheap ones
-    ax.set_xlabel("cost per case (USD)" if x == "cost" else "median latency (s)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(score)
     missing = sorted(set(s[data.key]) - set(placed[data.key]))
-    title = f"{score} vs {'cost' if x == 'cost' else 'latency'}"
+    title = f"{score} vs {'time to first token' if x == 'ttft' else x}"
     if missing:
         title += f" (not shown, {x} or score unknown: {', '.join(missing)})"
     ax.set_title(title, fontsize=10, parse_math=False)

@@ -16,14 +16,15 @@ from typing import Any
 import pandas as pd
 
 from protokit import _aio
+from protokit import batch as batch_mod
 from protokit import cache as cache_mod
 from protokit.comparisons.comparison import Comparison
-from protokit.comparisons.plan import CompareArgs, OnResult, Plan, build_plan, same_arguments
+from protokit.comparisons.plan import CompareArgs, OnChunk, OnResult, Plan, build_plan, same_arguments
 from protokit.comparisons.store import RunStore
 from protokit.comparisons.tables import candidate_name
 from protokit.errors import BudgetExceeded, ConfigError, ProtokitError, ScorerTypeError, safe_text
 from protokit.models import Response
-from protokit.runner import Outcome, Progress, Runner, retry_policy
+from protokit.runner import Call, Outcome, Progress, Runner, retry_policy
 from protokit.scorers import Scorer, to_score
 from protokit.scorers._judge import Judge
 
@@ -38,8 +39,7 @@ class _Run:
         self.plan = plan
         self.store = store
         self.on_result = on_result
-        self.rows: list[dict[str, Any] | None] = [None] * len(plan.calls)
-        self.per_case = len(plan.candidates) * plan.samples
+        self.rows: list[dict[str, Any] | None] = [None] * plan.total
         self.template: dict[str, Any] = dict.fromkeys(plan.columns)
         self.sync_scorers = [s for s in plan.scorers if not s.is_async]
         self.async_scorers = [s for s in plan.scorers if s.is_async]
@@ -47,19 +47,42 @@ class _Run:
         self.tasks: set[asyncio.Task[None]] = set()
         self.gate = asyncio.Semaphore(concurrency)  # judge calls share the run's concurrency
         self.runner: Runner | None = None
+        self.chunks: OnChunk | None = None
         self._warned = False
+
+    def cell(self, idx: int) -> dict[str, Any]:
+        """What names row ``idx``: its case id, model (candidate, prompt variant), sample and turn."""
+        slot = self.plan.slots[idx]
+        model, variant = self.plan.candidates[slot.candidate]
+        cell: dict[str, Any] = {"case": self.plan.records[slot.case]["case"], "model": model.id}
+        if self.plan.prompts:
+            cell["prompt"], cell["candidate"] = variant, candidate_name(model.id, variant)
+        cell["sample"] = slot.sample
+        if self.plan.turns:
+            cell["turn"] = slot.turn
+        return cell
 
     def base(self, idx: int) -> dict[str, Any]:
         row = self.template.copy()
-        row.update(self.plan.records[idx // self.per_case])
-        call = self.plan.calls[idx]
-        row["model"] = call.model.id
-        if self.plan.prompts:
-            variant = self.plan.candidate_of(idx)[1]
-            row["prompt"], row["candidate"] = variant, candidate_name(call.model.id, variant)
-        row["sample"] = call.request.sample
+        row.update(self.plan.records[self.plan.slots[idx].case])
+        row.update(self.cell(idx))
         row["output"] = ""
         return row
+
+    def case(self, idx: int) -> dict[str, Any]:
+        """The case its scorers see: the case's columns (and, with turns, ``turn``)."""
+        slot = self.plan.slots[idx]
+        record = self.plan.records[slot.case]
+        return {**record, "turn": slot.turn} if self.plan.turns else record
+
+    def on_chunk(self, call: Call, text: str) -> None:
+        """A piece of a streaming answer, handed to ``on_chunk`` with the cell it belongs to."""
+        if self.chunks is None:
+            return
+        try:
+            self.chunks(self.cell(call.tag), text)
+        except Exception as exc:  # a display callback must not lose the call
+            self._warn("on_chunk", exc)
 
     def on_outcome(self, outcome: Outcome, progress: Progress) -> None:
         idx: int = outcome.call.tag
@@ -74,7 +97,7 @@ class _Run:
             self.emit(idx, row, progress)
             return
         _fill_answer(row, r)
-        case = self.plan.records[idx // self.per_case]
+        case = self.case(idx)
         errors: list[str] = []
         for scorer in self.sync_scorers:
             try:
@@ -140,10 +163,13 @@ class _Run:
             try:
                 self.on_result(row, progress)
             except Exception as exc:  # a display callback must not lose the run's results
-                if not self._warned:
-                    self._warned = True
-                    warnings.warn(safe_text(f"on_result raised {type(exc).__name__}: {exc}; the run goes on"),
-                                  RuntimeWarning, stacklevel=2)
+                self._warn("on_result", exc)
+
+    def _warn(self, name: str, exc: Exception) -> None:
+        if not self._warned:
+            self._warned = True
+            warnings.warn(safe_text(f"{name} raised {type(exc).__name__}: {exc}; the run goes on"),
+                          RuntimeWarning, stacklevel=3)
 
 
 def _fill_answer(row: dict[str, Any], r: Response) -> None:
@@ -185,11 +211,16 @@ async def acompare(*args: Any, **kwargs: Any) -> Comparison:
     the ``Compare`` widget take exactly these arguments (see ``plan.same_arguments``).
     """
     a = CompareArgs(*args, **kwargs)
+    batch_mod.check_batch(a.batch)
     plan = build_plan(a)
+    if a.batch:
+        plan.meta["options"]["batch"] = True  # the stored run says so (its batches are in protokit.batch's ledger)
     store = RunStore.start(plan.meta)
     run = _Run(plan, store, a.on_result, a.concurrency)
+    run.chunks = a.on_chunk
     runner = Runner(concurrency=a.concurrency, budget_usd=a.budget_usd, on_result=run.on_outcome,
-                    policy=retry_policy(a.retries), timeout=a.timeout)
+                    policy=retry_policy(a.retries), timeout=a.timeout,
+                    on_chunk=run.on_chunk if a.on_chunk is not None else None)
     run.runner = runner
     # A judge's calls spend from the same budget, so its price must be known too.
     runner.check_prices([*plan.models, *(s.model for s in plan.scorers if isinstance(s, Judge))])
@@ -197,7 +228,11 @@ async def acompare(*args: Any, **kwargs: Any) -> Comparison:
     try:
         if a.on_start is not None:
             a.on_start(runner)
-        outcomes = await runner.run(plan.calls)
+        if a.batch:  # the calls a provider batch API can carry go as batches (protokit.batch), the rest as usual
+            outcomes = await batch_mod.run_calls(plan.calls, runner, run_id=store.run_id if store else None,
+                                                 on_outcome=run.on_outcome, checkpoint=store.flush if store else None)
+        else:
+            outcomes = await runner.run(plan.calls, total=plan.total)
         if runner.cancelled:
             for task in list(run.tasks):
                 task.cancel()
@@ -243,6 +278,12 @@ def compare(*args: Any, **kwargs: Any) -> Comparison:
         prompts compares them as variants: each (model, variant) pair is a candidate, named
         ``"model · name"`` in the results' ``candidate`` column (``prompt`` holds the variant's name),
         the summary, the statistics and the report. With one prompt, results name the model only.
+        A message's content may be a list of parts: ``{"type": "text", "text": ...}`` and
+        ``{"type": "image", "source": "{photo}"}`` (a path or URL from the case; a file is sent inline,
+        and keyed in the cache by its sha256). ``None``: each case is its own prompt, its ``messages``
+        column (a multi-turn list of messages) and/or its ``turns`` column (user turns played one at
+        a time, each answer fed back; one row per turn, a ``turn`` column; statistics take each
+        case's mean over its turns). See ``protokit.comparisons.turns``.
     cases
         A DataFrame, a list of dicts, or a ``.csv``/``.jsonl`` path. A ``case`` (or unique ``id``)
         column gives the case ids, else the row position does.
@@ -266,6 +307,14 @@ def compare(*args: Any, **kwargs: Any) -> Comparison:
     on_start
         ``fn(runner)`` called before the first call; ``runner.cancel()`` stops the run, and the
         Comparison keeps the finished rows, the rest with ``error="cancelled"``.
+    on_chunk
+        ``fn(cell, text)`` called on the event loop with each piece of an answer as it streams in;
+        ``cell`` names the row (``case``, ``model``, ``sample``; ``prompt``/``candidate`` with variants,
+        ``turn`` with turns). Giving it streams every call, as ``stream=True`` does.
+    stream
+        Stream every call, which measures its time to first token: the results' ``ttft_s``, the
+        summary's ``ttft_p50``/``ttft_p95`` and ``plot(x="ttft")``. A replayed answer keeps the
+        ``ttft_s`` it was recorded with.
     retries
         Retries of a retryable error (429, 5xx, timeout, reset): a number (the default backoff
         otherwise) or a ``RetryPolicy``; None keeps the runner's default (4 retries).
@@ -284,6 +333,14 @@ def compare(*args: Any, **kwargs: Any) -> Comparison:
     run_tools, max_steps
         ``run_tools=True`` runs the Python tools a model calls and gives it their results, at most
         ``max_steps`` calls per case (default 5); each step is cached on its own.
+    batch
+        Send the calls through the providers' batch APIs (OpenAI Batch, Anthropic Message Batches):
+        half the price, results within 24 h, a text progress bar while waiting. Answers land in the
+        cache under the same keys as without a batch, and rows are priced at the price table's batch
+        price. The batches are kept in the cache file: after a restart, the same call picks a pending
+        batch up instead of sending it again, and ``protokit runs resume RUN_ID`` finishes the run.
+        Cancelling (Ctrl-C, ``runner.cancel()``) cancels the batches at the provider. Calls the cache
+        answers, and those no batch can carry (callables, fallbacks, ``run_tools``), run as usual.
     """
     return _aio.run_sync(acompare(*args, **kwargs))
 

@@ -216,6 +216,12 @@ class RunStore:
             conn.execute("UPDATE compare_runs SET status = ?, finished_at = ?, n = ?, cost_usd = ? WHERE id = ?",
                          (status, _now(), n, cost_usd, self.run_id))
 
+    def reopen(self) -> None:
+        """Mark a stored run ``running`` again, written by this process (``protokit runs resume``)."""
+        with self.cache.transaction() as conn:
+            conn.execute("UPDATE compare_runs SET status = 'running', finished_at = NULL, owner = ? WHERE id = ?",
+                         (owner(), self.run_id))
+
     def update_row(self, idx: int, row: Mapping[str, Any]) -> None:
         """Replace one stored row (a human rating was added)."""
         with self.cache.transaction() as conn:

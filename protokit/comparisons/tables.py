@@ -17,8 +17,8 @@ import pandas as pd
 from protokit.comparisons import stats
 from protokit.errors import ConfigError
 
-__all__ = ["CANDIDATE_SEP", "PairedComparison", "candidate_name", "pair", "pareto", "per_case", "score_column",
-           "summarize", "summarize_samples", "x_column"]
+__all__ = ["CANDIDATE_SEP", "X_AXES", "PairedComparison", "candidate_name", "pair", "pareto", "per_case",
+           "score_column", "summarize", "summarize_samples", "x_column"]
 
 # A candidate is a (model, prompt variant) pair; its name joins the two, e.g. "openai:gpt-4.1-mini · short".
 # Without prompt variants a candidate is its model, named by the model id alone.
@@ -70,12 +70,16 @@ def summarize(results: pd.DataFrame, models: Sequence[str], score_names: Sequenc
 
     With prompt variants (``prompts``), one row per candidate instead, model by model and within
     a model variant by variant: ``candidate``, ``model`` and ``prompt`` come first.
+
+    A score's mean is over cases: each case's mean over its samples and, with turns, its turns.
+    With streamed calls (any ``ttft_s``), ``ttft_p50`` and ``ttft_p95`` follow the latency.
     """
     rows = []
     key = "candidate" if prompts else "model"
     groups = dict(iter(results.groupby(key, sort=False))) if len(results) else {}
     rated = "rating" in results and results["rating"].notna().any()
     judged = "judge_cost_usd" in results
+    streamed = "ttft_s" in results and results["ttft_s"].notna().any()
     pairs = [(m, p) for m in models for p in prompts] if prompts else [(m, None) for m in models]
     for model, prompt in pairs:
         name = candidate_name(model, prompt)
@@ -98,6 +102,10 @@ def summarize(results: pd.DataFrame, models: Sequence[str], score_names: Sequenc
         latency = pd.to_numeric(ok["latency_s"], errors="coerce").to_numpy(dtype=float)
         row["latency_p50"] = stats.percentile(latency, 50)
         row["latency_p95"] = stats.percentile(latency, 95)
+        if streamed:
+            ttft = pd.to_numeric(ok["ttft_s"], errors="coerce").dropna().to_numpy(dtype=float)
+            row["ttft_p50"] = stats.percentile(ttft, 50)
+            row["ttft_p95"] = stats.percentile(ttft, 95)
         row["input_tokens"] = int(pd.to_numeric(ok["input_tokens"], errors="coerce").fillna(0).sum())
         row["output_tokens"] = int(pd.to_numeric(ok["output_tokens"], errors="coerce").fillna(0).sum())
         cost = _sum(ok["cost_usd"])
@@ -120,21 +128,23 @@ def summarize(results: pd.DataFrame, models: Sequence[str], score_names: Sequenc
 
 
 def summarize_samples(results: pd.DataFrame, score_names: Sequence[str], key: str = "model") -> pd.DataFrame:
-    """One row per case x model (x candidate, ``key``): samples, errors, distinct outputs, agreement, scores."""
-    keys = ["case", key]
+    """One row per case x model (x candidate, ``key``; x turn with turns): samples, errors, distinct outputs,
+    agreement, scores."""
+    keys = ["case", key, *(["turn"] if "turn" in results else [])]
     by = results.groupby(keys, sort=False)
     out = by.size().rename("samples").to_frame()
     out["errors"] = by["error"].count()
     ok = results[results["error"].isna()]
     counts = ok.groupby([*keys, "output"], sort=False).size()
-    top = counts.groupby(level=[0, 1], sort=False).max()
-    answered = counts.groupby(level=[0, 1], sort=False).sum()
-    out["distinct_outputs"] = counts.groupby(level=[0, 1], sort=False).size()
+    levels = list(range(len(keys)))
+    top = counts.groupby(level=levels, sort=False).max()
+    answered = counts.groupby(level=levels, sort=False).sum()
+    out["distinct_outputs"] = counts.groupby(level=levels, sort=False).size()
     out["agreement"] = top / answered
     out["distinct_outputs"] = out["distinct_outputs"].fillna(0).astype(int)
     for name in score_names:
         out[f"score_{name}"] = pd.to_numeric(results[f"score_{name}"], errors="coerce").groupby(
-            [results["case"], results[key]], sort=False).mean()
+            [results[k] for k in keys], sort=False).mean()
     return out.reset_index()
 
 
@@ -158,17 +168,24 @@ def pair(results: pd.DataFrame, a: str, b: str, score: str, column: str, key: st
     return PairedComparison(**dataclasses.asdict(r), a=a, b=b, score=score)
 
 
-def x_column(by: str) -> str:
-    """The summary column of a cost or latency axis."""
-    if by == "cost":
-        return "cost_per_case"
-    if by == "latency":
-        return "latency_p50"
-    raise ConfigError(f"by/x must be 'cost' or 'latency', got {by!r}")
+# An x axis (plot, pareto): its summary column and its label.
+X_AXES = {"cost": ("cost_per_case", "cost per case (USD)"), "latency": ("latency_p50", "median latency (s)"),
+          "ttft": ("ttft_p50", "median time to first token (s)")}
+
+
+def x_column(by: str, summary: pd.DataFrame | None = None) -> str:
+    """The summary column of a cost, latency or time-to-first-token axis (``ttft`` needs streamed calls)."""
+    if by not in X_AXES:
+        raise ConfigError(f"by/x must be 'cost', 'latency' or 'ttft', got {by!r}")
+    column = X_AXES[by][0]
+    if summary is not None and column not in summary:
+        raise ConfigError("no time to first token was measured: it needs streamed calls; run the comparison "
+                          "with stream=True (the Compare widget streams)")
+    return column
 
 
 def pareto(summary: pd.DataFrame, column: str, by: str = "cost", key: str = "model") -> list[str]:
     """Models (candidates) that no other beats on both ``column`` and cost (or latency), cheapest first."""
-    xcol = x_column(by)
+    xcol = x_column(by, summary)
     return stats.pareto_front([(m, float(q), float(x)) for m, q, x in
                                zip(summary[key], summary[column], summary[xcol], strict=True)])

@@ -13,6 +13,7 @@ from protokit.errors import ConfigError, ContentFilterError, MissingKeyError
 from protokit.models._clients import ServerModel, client_for, transport_kwargs
 from protokit.models.base import Request, Usage
 from protokit.models.env import PROVIDER_ENV
+from protokit.models.images import image_data
 from protokit.models.structured import schema_name
 
 __all__ = ["AnthropicModel"]
@@ -165,9 +166,21 @@ def _wire(messages: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
             blocks += [{"type": "tool_use", "id": c["id"], "name": c["name"], "input": c["arguments"]}
                        for c in m["tool_calls"]]
             out.append({"role": "assistant", "content": blocks})
+        elif isinstance(m["content"], list):  # text and image parts
+            out.append({"role": m["role"], "content": [_block(p) for p in m["content"]]})
         else:
             out.append(m)
     return out
+
+
+def _block(part: Mapping[str, Any]) -> dict[str, Any]:
+    """A content part as the Messages API takes it: an image as a base64 (a file) or url source."""
+    if part["type"] != "image":
+        return dict(part)
+    if "sha256" not in part:
+        return {"type": "image", "source": {"type": "url", "url": part["source"]}}
+    media_type, data = image_data(part)
+    return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
 
 
 def _read(message: Any, usage: Usage) -> None:

@@ -17,14 +17,15 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from protokit import _aio
 from protokit.errors import ConfigError, SchemaError
-from protokit.models import prices, structured
+from protokit.models import images, prices, structured
 from protokit.models import tools as tool_defs
+from protokit.models.messages import Message, Prompt, normalize_messages
 from protokit.secrets import looks_like_key
 
 __all__ = [
@@ -42,10 +43,6 @@ __all__ = [
     "use_pipeline",
 ]
 
-# {"role", "content"}; inside a tool loop an assistant message may carry "tool_calls" and a
-# "tool" message "tool_call_id" and "name" (see protokit.models.tools).
-Message = dict[str, Any]
-Prompt = str | Sequence[Mapping[str, Any]]
 
 # Option name -> (accepted types, check, what a valid value looks like).
 _OPTION_RULES: dict[str, tuple[tuple[type, ...], Callable[[Any], bool], str]] = {
@@ -85,7 +82,8 @@ class Request:
         return {
             "provider": self.provider,
             "model": self.model,
-            "messages": [dict(m) for m in self.messages],
+            # An image is keyed by its hash, never its bytes or path (protokit.models.images).
+            "messages": [{**m, "content": images.key_content(m["content"])} for m in self.messages],
             "options": dict(self.options),
             "sample": self.sample,
         }
@@ -226,34 +224,6 @@ async def run_pipeline(model: Model, request: Request,
     return await current_pipeline()(model, request, on_chunk)
 
 
-def normalize_messages(prompt: Prompt, system: str | None = None) -> tuple[Message, ...]:
-    """Turn a string or a list of chat messages into a tuple of ``{"role", "content"}`` dicts."""
-    if isinstance(prompt, str):
-        messages: list[Message] = [{"role": "user", "content": prompt}]
-    elif isinstance(prompt, Sequence):
-        messages = []
-        for i, m in enumerate(prompt):
-            if not isinstance(m, Mapping) or "role" not in m or "content" not in m:
-                raise ConfigError(
-                    f"message {i} must be a dict with 'role' and 'content', got {m!r:.80}"
-                )
-            role, content = m["role"], m["content"]
-            if role not in ("system", "user", "assistant"):
-                raise ConfigError(f"message {i} has role {role!r}; use 'system', 'user' or 'assistant'")
-            if not isinstance(content, str):
-                raise ConfigError(f"message {i} content must be a string, got {type(content).__name__}")
-            messages.append({"role": role, "content": content})
-        if not messages:
-            raise ConfigError("the prompt is an empty list of messages; give a string or at least one message")
-    else:
-        raise ConfigError(f"a prompt must be a string or a list of messages, got {type(prompt).__name__}")
-    if system is not None:
-        if messages[0]["role"] == "system":
-            raise ConfigError("system= was given and the messages already start with a system message; use one")
-        messages.insert(0, {"role": "system", "content": system})
-    return tuple(messages)
-
-
 class Model:
     """A model that can be asked for completions; subclass it to add a provider.
 
@@ -333,7 +303,7 @@ class Model:
         price = self.price_entry()
         if price is None:
             return 0.0
-        tin = prices.estimate_input_tokens(sum(len(m["content"]) for m in request.messages))
+        tin = prices.estimate_input_tokens(sum(images.content_chars(m["content"]) for m in request.messages))
         tout = int(request.options.get("max_tokens") or output_tokens)
         return (tin * price["input"] + tout * price["output"]) / 1_000_000
 

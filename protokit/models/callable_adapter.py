@@ -9,6 +9,7 @@ from typing import Any
 
 from protokit.errors import ConfigError, ServerError
 from protokit.models.base import Model, Request, Usage
+from protokit.models.images import content_text
 from protokit.models.tools import tool_calls_from
 
 __all__ = ["CallableModel"]
@@ -49,7 +50,8 @@ class CallableModel(Model):
 
     async def execute(self, request: Request, usage: Usage) -> AsyncIterator[str]:
         """Call the function with the last user message; a dict result may carry token counts and tool calls."""
-        prompt = next((m["content"] for m in reversed(request.messages) if m["role"] == "user"), "")
+        # The text of the last user message (a function that wants images takes messages=).
+        prompt = next((content_text(m["content"]) for m in reversed(request.messages) if m["role"] == "user"), "")
         try:
             if inspect.iscoroutinefunction(self.fn):
                 result = await self.fn(prompt, **self._kwargs(request))

@@ -12,6 +12,7 @@ from protokit.errors import ContentFilterError, MissingKeyError, ServerError
 from protokit.models._clients import ServerModel, client_for, transport_kwargs
 from protokit.models.base import Request, Usage
 from protokit.models.env import PROVIDER_ENV
+from protokit.models.images import image_data
 from protokit.models.structured import schema_name, strict_schema
 from protokit.models.tools import arguments_from_json
 
@@ -80,21 +81,26 @@ class OpenAIModel(ServerModel):
                                     for _, (names, args) in sorted(calls.items()) if "".join(names)]
             else:
                 completion = await client.chat.completions.create(**params)
-                usage.raw = completion
-                usage.provider_model = completion.model
-                if completion.usage is not None:
-                    _read_usage(completion.usage, usage)
-                if not completion.choices:
-                    raise ServerError(f"{self.id}: the response had no choices", model=self.id)
-                choice = completion.choices[0]
-                usage.finish_reason = choice.finish_reason
-                if choice.finish_reason == "content_filter":
-                    raise ContentFilterError(
-                        f"{self.id}: the answer was withheld by the content filter; rephrase the prompt",
-                        model=self.id)
-                usage.tool_calls = [{"name": tc.function.name, "arguments": arguments_from_json(tc.function.arguments)}
-                                    for tc in choice.message.tool_calls or () if getattr(tc, "function", None)]
-                yield choice.message.content or ""
+                yield read_completion(self.id, completion, usage)
+
+
+def read_completion(model_id: str, completion: Any, usage: Usage) -> str:
+    """The text of a non-streamed chat completion, its usage, finish reason and tool calls filled into
+    ``usage``; the batch reader reads each of its answers through here too."""
+    usage.raw = completion
+    usage.provider_model = completion.model
+    if completion.usage is not None:
+        _read_usage(completion.usage, usage)
+    if not completion.choices:
+        raise ServerError(f"{model_id}: the response had no choices", model=model_id)
+    choice = completion.choices[0]
+    usage.finish_reason = choice.finish_reason
+    if choice.finish_reason == "content_filter":
+        raise ContentFilterError(f"{model_id}: the answer was withheld by the content filter; rephrase the prompt",
+                                 model=model_id)
+    usage.tool_calls = [{"name": fn.name, "arguments": arguments_from_json(fn.arguments)}
+                        for tc in choice.message.tool_calls or () if (fn := getattr(tc, "function", None))]
+    return str(choice.message.content or "")
 
 
 def _function(definition: Mapping[str, Any]) -> dict[str, Any]:
@@ -111,7 +117,19 @@ def _wire(message: Mapping[str, Any]) -> Mapping[str, Any]:
             {"id": c["id"], "type": "function",
              "function": {"name": c["name"], "arguments": json.dumps(c["arguments"], ensure_ascii=False)}}
             for c in message["tool_calls"]]}
+    if isinstance(message["content"], list):  # text and image parts
+        return {**message, "content": [_part(p) for p in message["content"]]}
     return message
+
+
+def _part(part: Mapping[str, Any]) -> dict[str, Any]:
+    """A content part as chat.completions takes it: an image as an ``image_url`` (a data URL for a file)."""
+    if part["type"] != "image":
+        return dict(part)
+    if "sha256" not in part:
+        return {"type": "image_url", "image_url": {"url": part["source"]}}
+    media_type, data = image_data(part)
+    return {"type": "image_url", "image_url": {"url": f"data:{media_type};base64,{data}"}}
 
 
 def _read_usage(u: Any, usage: Usage) -> None:

@@ -13,9 +13,10 @@ parent. Attributes: ``gen_ai.operation.name``, ``gen_ai.provider.name``, ``gen_a
 ``gen_ai.response.model``, ``gen_ai.usage.input_tokens``/``output_tokens``, the request options
 that were set (``gen_ai.request.temperature``, ``max_tokens``, ``top_p``, ...), ``error.type`` and
 status ERROR on failure, and protokit's ``protokit.cost_usd``, ``protokit.cached``,
-``protokit.attempts`` (provider attempts, 0 for a replay). Metrics: ``gen_ai.client.operation.duration``
-(seconds, every call) and ``gen_ai.client.token.usage`` (``gen_ai.token.type`` input/output; calls
-that reached the provider only: a replay consumed no tokens).
+``protokit.attempts`` (provider attempts, 0 for a replay), ``protokit.model`` (a model given
+``name=``). Metrics: ``gen_ai.client.operation.duration`` (seconds, every call) and
+``gen_ai.client.token.usage`` (``gen_ai.token.type`` input/output; calls that reached the provider
+only: a replay consumed no tokens).
 
 Prompts and answers are recorded only when ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``
 (``gen_ai.input.messages``, ``gen_ai.output.messages``), and then with every key-shaped value
@@ -246,7 +247,8 @@ def _span(instruments: _Instruments, record: CallRecord, response_model: str | N
             attributes[name] = [value] if option == "stop" and isinstance(value, str) else value
     if request.stream:
         attributes["gen_ai.request.stream"] = True
-    attributes["protokit.model"] = record.model.id
+    if record.model.label:  # two candidates of one model under two names: which one this was
+        attributes["protokit.model"] = record.model.id
     attributes["protokit.cached"] = record.cached
     attributes["protokit.attempts"] = record.attempts
     if request.sample:
@@ -264,12 +266,10 @@ def _span(instruments: _Instruments, record: CallRecord, response_model: str | N
         if response.served_by and response.served_by != record.model.id:
             attributes["protokit.served_by"] = response.served_by
     if _capture_content():
-        attributes["gen_ai.input.messages"] = json.dumps(
-            [{"role": m["role"], "parts": [{"type": "text", "content": safe_text(m["content"])}]}
-             for m in request.messages], ensure_ascii=False)
+        attributes["gen_ai.input.messages"] = json.dumps([_message(m) for m in request.messages], ensure_ascii=False)
         if response is not None:
-            output: dict[str, Any] = {"role": "assistant",
-                                      "parts": [{"type": "text", "content": safe_text(response.text)}]}
+            output = _message({"role": "assistant", "content": response.text,
+                               "tool_calls": getattr(response, "tool_calls", None)})
             if response.finish_reason:
                 output["finish_reason"] = response.finish_reason
             attributes["gen_ai.output.messages"] = json.dumps([output], ensure_ascii=False)
@@ -278,6 +278,32 @@ def _span(instruments: _Instruments, record: CallRecord, response_model: str | N
         span.set_status(instruments.status(instruments.error_code, _describe(error)))
     span.set_attributes(attributes)
     span.end(end_time=record.end_ns)
+
+
+def _message(message: Mapping[str, Any]) -> dict[str, Any]:
+    """A chat message in the conventions' form (``role`` and typed ``parts``), every text masked.
+
+    Text becomes ``text`` parts, an image only its kind (never its bytes or path), tool calls
+    ``tool_call`` parts and a tool's answer a ``tool_call_response`` part.
+    """
+    role, content = message.get("role"), message.get("content")
+    parts: list[dict[str, Any]] = []
+    for part in ([{"type": "text", "text": content}] if isinstance(content, str) else content or ()):
+        if not isinstance(part, Mapping):
+            continue
+        if part.get("type") != "text":
+            parts.append({"type": str(part.get("type"))})
+        elif part.get("text"):
+            text = safe_text(str(part["text"]))
+            parts.append({"type": "tool_call_response", "id": message.get("tool_call_id"), "response": text}
+                         if role == "tool" else {"type": "text", "content": text})
+    for call in message.get("tool_calls") or ():
+        arguments = call.get("arguments")
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments, ensure_ascii=False, default=str)
+        parts.append({"type": "tool_call", "id": call.get("id"), "name": call.get("name"),
+                      "arguments": safe_text(arguments)})
+    return {"role": role, "parts": parts}
 
 
 def _capture_content() -> bool:

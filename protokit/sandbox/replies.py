@@ -9,10 +9,16 @@ those calls of offered tools; one that forces a tool (``tool_choice`` naming it,
 / ``any``: the last tool offered) is answered with a call of it whose arguments are the user's
 text when that is a JSON object, else ``{"text": <the text>}``; one whose last message is a tool's
 result is answered with that result's text.
+
+Images (OpenAI ``image_url`` parts, Anthropic ``image`` blocks) read as ``image sha256:<first 12 hex>
+(<bytes> bytes)`` for inline data and ``image url:<url>`` for a URL (:func:`block_text`), so ``echo``
+says what it was sent.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import random
@@ -130,17 +136,61 @@ class Dialect(Protocol):
 
 
 def block_text(content: Any) -> str:
-    """Text of a message ``content``: a string, or the text blocks of a list joined by newlines."""
+    """Text of a message ``content``: a string, or its text and image blocks joined by newlines.
+
+    An image block (OpenAI ``image_url``, Anthropic ``image``) reads as ``image sha256:<first 12 hex>
+    (<n> bytes)`` for inline base64 data and ``image url:<url>`` for a URL, so ``echo`` says what
+    it was sent; data that is not base64, or of a media type the APIs refuse, is a BadRequest.
+    """
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        parts = [
-            block["text"]
-            for block in content
-            if isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str)
-        ]
+        parts = []
+        for block in content:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "text" and isinstance(block.get("text"), str):
+                parts.append(block["text"])
+            elif block.get("type") in ("image_url", "image"):
+                parts.append(_image_text(block))
         return "\n".join(parts)
     return ""
+
+
+_IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})
+_DATA_URL = re.compile(r"^data:([^;,]+);base64,(.*)$", re.S)
+
+
+def _image_text(block: dict[str, Any]) -> str:
+    """What an image block reads as (see :func:`block_text`); BadRequest for one the APIs would refuse."""
+    if block["type"] == "image_url":  # OpenAI: {"image_url": {"url": "data:...;base64,..." | "https://..."}}
+        url = block.get("image_url", {}).get("url") if isinstance(block.get("image_url"), dict) else None
+        if not isinstance(url, str):
+            raise BadRequest("image_url.url: Field required")
+        data = _DATA_URL.match(url)
+        if data is None:
+            if not url.startswith(("http://", "https://")):
+                raise BadRequest("image_url.url must be an http(s) URL or a base64 data URL")
+            return f"image url:{url}"
+        media, payload = data.group(1), data.group(2)
+    else:  # Anthropic: {"source": {"type": "base64", "media_type", "data"} | {"type": "url", "url"}}
+        source = block.get("source")
+        if not isinstance(source, dict) or source.get("type") not in ("base64", "url"):
+            raise BadRequest("image.source: must be a base64 or url source")
+        if source["type"] == "url":
+            if not isinstance(source.get("url"), str):
+                raise BadRequest("image.source.url: Field required")
+            return f"image url:{source['url']}"
+        media, payload = source.get("media_type"), source.get("data")
+        if not isinstance(payload, str):
+            raise BadRequest("image.source.data: Field required")
+    if media not in _IMAGE_TYPES:
+        raise BadRequest(f"image media type {media!r} is not one of {', '.join(sorted(_IMAGE_TYPES))}")
+    try:
+        raw = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise BadRequest("image data is not valid base64") from None
+    return f"image sha256:{hashlib.sha256(raw).hexdigest()[:12]} ({len(raw)} bytes)"
 
 
 def count_tokens(text: str) -> int:

@@ -1,10 +1,12 @@
 """``pk.Compare``: the comparison as a widget, where the work happens.
 
 Controls (models, prompt template, options, Estimate, Run, Cancel) feed
-:func:`protokit.comparisons.acompare`; its ``on_result`` fills the grid cell by cell
-and a throttled progress line. After the run the widget shows the summary, the
-quality-against-cost chart and the verdict of the same :class:`Comparison`,
-which stays available as ``widget.comparison``: everything shown is also data.
+:func:`protokit.comparisons.acompare`; its ``on_chunk`` streams each answer into its cell as it
+is written (each cell redrawn at most 10 times a second, :mod:`protokit.widgets.streaming`), its
+``on_result`` fills the grid cell by cell and a throttled progress line. A case's image (a prompt
+part ``{"type": "image", "source": "{photo}"}``) is shown as a thumbnail beside the case. After
+the run the widget shows the summary, the quality-against-cost chart and the verdict of the same
+:class:`Comparison`, which stays available as ``widget.comparison``: everything shown is also data.
 
 A Run click schedules the comparison as a task on the kernel's own event loop
 (a widget callback runs on it), so the kernel stays free for Cancel and ratings
@@ -29,7 +31,7 @@ import ipywidgets as widgets
 import traitlets
 
 from protokit import _aio
-from protokit.comparisons import CompareArgs, candidate_name
+from protokit.comparisons import CompareArgs, candidate_name, image_columns
 from protokit.errors import ConfigError, ProtokitError
 from protokit.models import Model
 from protokit.models import model as make_model
@@ -46,6 +48,7 @@ from protokit.widgets.inputs import (
     parse_options,
 )
 from protokit.widgets.prompt_editor import PromptEditor
+from protokit.widgets.streaming import Throttle
 
 if TYPE_CHECKING:
     from protokit.comparisons import Comparison
@@ -93,7 +96,7 @@ class Compare(widgets.VBox):
         run: bool = False,
         **args: Any,
     ) -> None:
-        taken = sorted({"on_result", "on_start"} & set(args))
+        taken = sorted({"on_result", "on_start", "on_chunk"} & set(args))
         if taken:
             raise ConfigError(f"the Compare widget sets {', '.join(taken)} itself; use pk.compare for your own")
         # The one argument spec of a comparison: an unknown name fails here, as it would in pk.compare.
@@ -107,6 +110,7 @@ class Compare(widgets.VBox):
         self._options = dict(self.args.options or {})
         self._models: dict[str, Model] = {}
         self._grid: ResultGrid | None = None
+        self._stream: Throttle | None = None  # answers streaming into their cells
         self._task: asyncio.Task[Any] | None = None
         self._runner: Runner | None = None
         self._cancel_requested = False
@@ -343,7 +347,8 @@ class Compare(widgets.VBox):
         try:
             from protokit.comparisons import acompare
 
-            comparison = await acompare(**{**plan.kwargs, "on_result": self._on_result, "on_start": self._on_start})
+            comparison = await acompare(**{**plan.kwargs, "on_result": self._on_result, "on_start": self._on_start,
+                                           "on_chunk": self._on_chunk})
         except ProtokitError as exc:
             self._finish(None, f"the run stopped: {exc}")
         except Exception as exc:  # shown in the widget: a traceback would end the user's flow
@@ -378,12 +383,15 @@ class Compare(widgets.VBox):
         self._chart_png = b""
         if self._grid is not None:
             self._grid.close()
+        if self._stream is not None:
+            self._stream.close()
+        self._stream = Throttle(self._show_stream)
         self._run_prompt = plan.prompt
         variants: list[str | None] = list(plan.prompt) if isinstance(plan.prompt, Mapping) else [None]
         self._candidates = {candidate_name(m.id, p): (m.id, p) for m in plan.models for p in variants}
         self._grid = ResultGrid(self._case_rows, list(self._candidates), samples=plan.samples,
                                 on_rate=self._rated, on_choose=self.choose,
-                                key="candidate" if variants != [None] else "model")
+                                key="candidate" if variants != [None] else "model", images=image_columns(plan.prompt))
         self._grid_area.children = (self._grid.box,)
         if self.chosen:
             self._grid.mark_chosen(self.chosen)
@@ -399,9 +407,35 @@ class Compare(widgets.VBox):
         self._cancel_button.disabled = False
         self._say(f"running {total} calls…")
 
+    def _stream_key(self, cell: Mapping[str, Any]) -> tuple[str, str, int, int | None] | None:
+        if self._grid is None:
+            return None
+        turn = cell.get("turn")
+        return (str(cell["case"]), str(cell[self._grid.key]), int(cell.get("sample") or 0),
+                int(turn) if turn is not None else None)
+
+    def _on_chunk(self, cell: Mapping[str, Any], text: str) -> None:
+        """A piece of an answer in flight: into its cell, through the throttle."""
+        key = self._stream_key(cell)
+        if key is not None and self._stream is not None:
+            self._stream.add(key, text)
+
+    def _show_stream(self, key: Any, text: str) -> None:
+        started = time.perf_counter()
+        try:
+            if self._grid is not None:
+                case, column, sample, turn = key
+                self._grid.stream(case, column, sample, turn, text)
+        except Exception as exc:  # a display problem must not stop the run
+            self._say(f"could not show a streaming answer: {type(exc).__name__}: {exc}", error=True)
+        self._ui_seconds += time.perf_counter() - started
+
     def _on_result(self, row: Mapping[str, Any], progress: Progress) -> None:
         started = time.perf_counter()
         try:
+            key = self._stream_key(row)
+            if key is not None and self._stream is not None:
+                self._stream.done(key)  # the whole answer replaces what streamed in
             if self._grid is not None:
                 self._grid.put(row)
             now = time.monotonic()
@@ -422,6 +456,8 @@ class Compare(widgets.VBox):
                                      f" · {p.cached} cached · {p.elapsed_s:.1f} s")
 
     def _finish(self, comparison: Comparison | None, problem: str | None = None) -> None:
+        if self._stream is not None:
+            self._stream.close()
         self._run_button.disabled = False
         self._cancel_button.disabled = True
         if self._runner is not None:
@@ -520,7 +556,7 @@ class Compare(widgets.VBox):
             models=self.models, prompt=self.prompt, cases=self._case_rows, samples=int(self._samples.value),
             status=self._status_text, comparison=self.comparison, summary=self._summary.value,
             chart_png=self._chart_png, verdict=self._verdict.value, chosen=self.chosen,
-            choice=self._choice.value or None)
+            choice=self._choice.value or None, images=image_columns(self.prompt))
 
     def _repr_html_(self) -> str:
         return self.to_html()

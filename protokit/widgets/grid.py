@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 import ipywidgets as widgets
 from ipywidgets.widgets.widget_string import HTMLStyle
 
-from protokit.widgets.static import case_html, cell_html
+from protokit.widgets.static import case_html, cell_html, streaming_html
 
 __all__ = ["RATING_ICONS", "RATING_OPTIONS", "ResultGrid"]
 
@@ -32,6 +32,7 @@ RATING_OPTIONS: list[tuple[str, int]] = [(" ", 1), ("  ", 0)]
 RATING_ICONS = ["thumbs-up", "thumbs-down"]
 
 CellKey = tuple[str, str]  # (case id as text, model id or candidate name)
+Part = tuple[int, int]  # (sample, turn): a cell shows its samples' (and a conversation's turns') answers in order
 W = TypeVar("W", bound=widgets.Widget)
 
 
@@ -47,6 +48,7 @@ class ResultGrid:
         on_rate: Callable[[Any, str, int, int | None], None] | None = None,
         on_choose: Callable[[str], None] | None = None,
         key: str = "model",
+        images: Sequence[str] = (),
     ) -> None:
         self.models = list(models)
         self.key = key
@@ -71,7 +73,8 @@ class ResultGrid:
         self.outputs: dict[tuple[str, str, int], widgets.HTML] = {}
         self.ratings: dict[tuple[str, str, int], widgets.ToggleButtons] = {}
         self.use_buttons: dict[str, widgets.Button] = {}
-        self._filled: dict[CellKey, dict[int, tuple[widgets.Widget, ...]]] = {}
+        self._filled: dict[CellKey, dict[Part, tuple[widgets.Widget, ...]]] = {}
+        self.streaming: dict[tuple[str, str, int, int], widgets.HTML] = {}  # answers in flight
 
         children: list[widgets.Widget] = [self._html('<span class="pk-muted">case</span>')]
         for model in self.models:
@@ -83,7 +86,7 @@ class ResultGrid:
             head_html = self._html(f'<div class="pk-head">{html.escape(model)}</div>')
             children.append(self._own(widgets.VBox([head_html, button], layout=self._cell_layout)))
         for case, columns in cases:
-            children.append(self._html(case_html(case, columns)))
+            children.append(self._html(case_html(case, columns, images=images)))
             for model in self.models:
                 # Classes given at creation travel in the opening message, not in one more update.
                 cell = self._own(widgets.VBox([pending], layout=self._cell_layout, _dom_classes=("pk-gridcell",)))
@@ -120,10 +123,15 @@ class ResultGrid:
         if cell is None:
             return  # a model or case this grid was not built for (e.g. a row from an older run)
         sample = int(row.get("sample") or 0)
+        turn = row.get("turn")
+        part: Part = (sample, int(turn) if turn is not None else 0)
+        self.streaming.pop((case, model, part[0], part[1]), None)
         parts: tuple[widgets.Widget, ...] = (self._html(cell_html(row, samples=self.samples)),)
-        self.outputs[(case, model, sample)] = parts[0]
+        if turn is None:
+            self.outputs[(case, model, sample)] = parts[0]
         error = row.get("error")
-        if not (isinstance(error, str) and error):
+        # A conversation's turns are rated in results (Comparison.add_rating(..., turn=)), not here.
+        if not (isinstance(error, str) and error) and turn is None:
             rating = self._own(widgets.ToggleButtons(options=RATING_OPTIONS, index=None,
                                                      icons=RATING_ICONS, tooltips=["good", "bad"],
                                                      layout=self._rate_layout, style=self._rate_style,
@@ -132,9 +140,28 @@ class ResultGrid:
                            names="value")
             self.ratings[(case, model, sample)] = rating
             parts = (*parts, rating)
-        filled = self._filled.setdefault((case, model), {})
-        filled[sample] = parts
-        cell.children = tuple(w for s in sorted(filled) for w in filled[s])
+        self._show(cell, (case, model), part, parts)
+
+    def stream(self, case: Any, model: str, sample: int, turn: int | None, text: str) -> None:
+        """Show an answer still streaming in (its text so far) in its cell, until :meth:`put` replaces it."""
+        key = (str(case), model)
+        cell = self.cells.get(key)
+        if cell is None:
+            return
+        part: Part = (sample, turn if turn is not None else 0)
+        value = streaming_html(text, samples=self.samples, sample=sample, turn=turn)
+        where = (key[0], key[1], part[0], part[1])
+        shown = self.streaming.get(where)
+        if shown is not None:
+            shown.value = value  # one message per update: the cell's layout does not change
+            return
+        shown = self.streaming[where] = self._html(value)
+        self._show(cell, key, part, (shown,))
+
+    def _show(self, cell: widgets.VBox, key: CellKey, part: Part, widgets_: tuple[widgets.Widget, ...]) -> None:
+        filled = self._filled.setdefault(key, {})
+        filled[part] = widgets_
+        cell.children = tuple(w for p in sorted(filled) for w in filled[p])
 
     def _rate(self, case: str, model: str, sample: int, value: int | None) -> None:
         if self._on_rate is not None:
@@ -142,8 +169,8 @@ class ResultGrid:
 
     @property
     def filled(self) -> int:
-        """How many results the grid shows."""
-        return sum(len(samples) for samples in self._filled.values())
+        """How many results the grid shows (answers still streaming in not counted)."""
+        return sum(len(parts) for parts in self._filled.values()) - len(self.streaming)
 
     def close(self) -> None:
         """Close every widget of the grid (their front-end models go too)."""

@@ -4,7 +4,8 @@ A single template is one text area, as it always was. "Add variant" turns it int
 variants (the template becomes ``v1``, a copy to edit ``v2``), each a name box, a text area
 and a remove button; its value is then the ``{name: template}`` dict ``pk.compare`` takes.
 A variant that is not a template (a messages list or a function of the case) is shown as
-text and passed through unchanged.
+text and passed through unchanged; so is a single prompt that is not one (a messages list with
+image parts, or None for the cases' own messages and turns).
 """
 
 from __future__ import annotations
@@ -56,6 +57,8 @@ class PromptEditor:
         self.box = widgets.VBox([widgets.HBox([self._label, self._add], layout=widgets.Layout(align_items="center")),
                                  self._body])
         self._single: widgets.Textarea | None = None
+        self._fixed: widgets.HTML | None = None  # a single prompt that is not a template: shown, passed through
+        self._fixed_value: Any = None
         self._variants: list[_Variant] = []
         self.value = prompt
 
@@ -65,15 +68,22 @@ class PromptEditor:
         """The template, or the variants by name (in order) once there are variants."""
         if self._single is not None:
             return str(self._single.value)
+        if self._fixed is not None:
+            return self._fixed_value
         return {v.name.value.strip(): v.value for v in self._variants}
 
     @value.setter
     def value(self, prompt: str | Mapping[str, Any]) -> None:
         self._variants = []
+        self._fixed = None
         if isinstance(prompt, Mapping):
             self._single = None
             for name, value in prompt.items():
                 self._append(str(name), value)
+        elif not isinstance(prompt, str):
+            self._single = None
+            self._fixed_value = prompt
+            self._fixed = widgets.HTML(f'<pre class="pk-out">{html.escape(_describe(prompt))}</pre>')
         else:
             self._single = widgets.Textarea(value=prompt, rows=_rows(prompt), layout=widgets.Layout(width="100%"))
         self._show()
@@ -81,7 +91,8 @@ class PromptEditor:
     @property
     def names(self) -> list[str]:
         """The variants' names; empty for a single template."""
-        return [v.name.value.strip() for v in self._variants] if self._single is None else []
+        return [v.name.value.strip() for v in self._variants] if self._single is None and self._fixed is None \
+            else []
 
     def editor(self, name: str | None = None) -> widgets.Textarea | None:
         """The text area of a variant (of the template when ``name`` is None); None if it has none."""
@@ -96,6 +107,9 @@ class PromptEditor:
             first = str(self._single.value)
             self._single = None
             self._append("v1", first)
+        elif self._fixed is not None:
+            self._fixed = None
+            self._append("v1", self._fixed_value)
         if template is None:
             last = next((v.editor.value for v in reversed(self._variants) if v.editor is not None), "")
             template = str(last)
@@ -139,6 +153,10 @@ class PromptEditor:
             self._label.value = "<b>Prompt template</b>&nbsp;"
             self._body.children = (self._single,)
             return
+        if self._fixed is not None:
+            self._label.value = "<b>Prompt</b>&nbsp;"
+            self._body.children = (self._fixed,)
+            return
         self._label.value = "<b>Prompt variants</b>&nbsp;"
         self._body.children = tuple(v.row for v in self._variants)
         for v in self._variants:
@@ -149,6 +167,8 @@ class PromptEditor:
         """What stops a run (a missing column, an empty or repeated name), or None."""
         if self._single is not None:
             return template_problem(str(self._single.value), columns)
+        if self._fixed is not None:
+            return None  # checked by compare, which names what is wrong
         seen: set[str] = set()
         for v in self._variants:
             name = v.name.value.strip()

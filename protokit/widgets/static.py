@@ -15,6 +15,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from protokit.widgets.thumbs import thumbnail_html
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -28,6 +30,7 @@ __all__ = [
     "fmt_cost",
     "grid_table",
     "page_html",
+    "streaming_html",
     "summary_html",
     "verdict_html",
 ]
@@ -153,6 +156,12 @@ def _scores_html(row: Mapping[str, Any], score_names: Sequence[str] | None) -> s
 def cell_html(row: Mapping[str, Any], score_names: Sequence[str] | None = None, *, samples: int = 1) -> str:
     """One result (case x model x sample) as HTML: the output or the error, then the figures."""
     head = f'<div class="pk-sample">sample {int(row.get("sample") or 0)}</div>' if samples > 1 else ""
+    turn = _num(row.get("turn"))
+    if turn is not None:  # a conversation's turn: what the user said, then the answer
+        said = row.get("turns")
+        asked = said[int(turn)] if isinstance(said, list) and 0 <= turn < len(said) else ""
+        head += (f'<div class="pk-sample">turn {int(turn)}' + (f": {html.escape(str(asked)[:200])}" if asked else "")
+                 + "</div>")
     if _has_error(row):
         message = error_text(row)
         return (f'{head}<div class="pk-err"><b>{html.escape(str(row["error"]))}</b> '
@@ -161,6 +170,9 @@ def cell_html(row: Mapping[str, Any], score_names: Sequence[str] | None = None, 
     latency = _num(row.get("latency_s"))
     if latency is not None:
         meta.append(f"{latency:.2f} s")
+    ttft = _num(row.get("ttft_s"))
+    if ttft is not None:
+        meta.append(f"first token {ttft:.2f} s")
     meta.append(f'{_fmt_int(row.get("input_tokens"))}→{_fmt_int(row.get("output_tokens"))} tok')
     meta.append(fmt_cost(row.get("cost_usd")))
     if row.get("cached") is True:
@@ -171,11 +183,22 @@ def cell_html(row: Mapping[str, Any], score_names: Sequence[str] | None = None, 
             f"{_scores_html(row, score_names)}")
 
 
-def case_html(case: Any, columns: Mapping[str, Any], width: int = 60) -> str:
-    """The row label of a case: its id and a short look at its columns."""
+def streaming_html(text: str, *, samples: int = 1, sample: int = 0, turn: int | None = None) -> str:
+    """An answer still streaming in: the text so far (escaped, capped) and a mark that more is coming."""
+    head = f'<div class="pk-sample">sample {sample}</div>' if samples > 1 else ""
+    if turn is not None:
+        head += f'<div class="pk-sample">turn {turn}</div>'
+    shown = text if len(text) <= MAX_CHARS else "… " + text[-MAX_CHARS:]  # the newest text, as it grows
+    return f'{head}<div class="pk-out pk-streaming">{html.escape(shown)}<span class="pk-muted"> ▍</span></div>'
+
+
+def case_html(case: Any, columns: Mapping[str, Any], width: int = 60, images: Sequence[str] = ()) -> str:
+    """The row label of a case: its id, a thumbnail of each image column, a short look at its other columns."""
     parts = [f"<b>{html.escape(str(case))}</b>"]
+    parts += [thumbnail_html(columns[name]) for name in images if columns.get(name) not in (None, "")]
     # The id column already heads the label; showing it again wastes a line per case.
-    shown = [(k, v) for k, v in columns.items() if not (k in ("id", "case") and str(v) == str(case))]
+    shown = [(k, v) for k, v in columns.items()
+             if not (k in ("id", "case") and str(v) == str(case)) and k not in images]
     for name, value in shown[:3]:
         text = str(value)
         text = text if len(text) <= width else text[: width - 1] + "…"
@@ -193,7 +216,7 @@ def _rating_mark(value: Any) -> str:
 
 def grid_table(results: pd.DataFrame, models: Sequence[str], cases: Sequence[tuple[Any, Mapping[str, Any]]],
                score_names: Sequence[str] | None = None, samples: int = 1, max_cases: int = 100,
-               key: str = "model") -> str:
+               key: str = "model", images: Sequence[str] = ()) -> str:
     """The side-by-side grid as a plain HTML table (one row per case, one column per model or candidate).
 
     Only the first ``max_cases`` cases are drawn, so a big run does not bloat the saved notebook.
@@ -210,7 +233,7 @@ def grid_table(results: pd.DataFrame, models: Sequence[str], cases: Sequence[tup
         tds = "".join(
             "<td>" + ("".join(by_cell.get((str(case), m), [])) or '<span class="pk-pending">not run</span>')
             + "</td>" for m in models)
-        body.append(f"<tr><th>{case_html(case, columns)}</th>{tds}</tr>")
+        body.append(f"<tr><th>{case_html(case, columns, images=images)}</th>{tds}</tr>")
     more = len(cases) - max_cases
     note = (f'<div class="pk-muted">{more} more cases are not drawn here: see comparison.results</div>'
             if more > 0 else "")
@@ -237,7 +260,7 @@ def summary_html(summary: pd.DataFrame) -> str:
                 lo, hi = _num(frame[f"{name}_lo"].iloc[i]), _num(frame[f"{name}_hi"].iloc[i])
                 band = f" ({lo:.2f}–{hi:.2f})" if lo is not None and hi is not None else ""
                 cells.append(f"{float(value):.2f}{band}")
-            elif name.startswith("latency") and _num(value) is not None:
+            elif name.startswith(("latency", "ttft")) and _num(value) is not None:
                 cells.append(f"{float(value):.2f} s")
             elif isinstance(value, float):
                 cells.append("–" if _num(value) is None else f"{value:.3g}")
@@ -277,7 +300,7 @@ def png_img(png: bytes, alt: str = "chart") -> str:
 
 def _prompt_html(prompt: str | Mapping[str, Any]) -> str:
     if not isinstance(prompt, Mapping):
-        return f'<pre class="pk-out">{html.escape(prompt)}</pre>'
+        return f'<pre class="pk-out">{html.escape(prompt if isinstance(prompt, str) else repr(prompt))}</pre>'
     return "".join(f'<div class="pk-muted">prompt {html.escape(str(name))}:</div>'
                    f'<pre class="pk-out">{html.escape(value if isinstance(value, str) else repr(value))}</pre>'
                    for name, value in prompt.items())
@@ -286,7 +309,7 @@ def _prompt_html(prompt: str | Mapping[str, Any]) -> str:
 def page_html(*, models: Sequence[str], prompt: str | Mapping[str, Any],
               cases: Sequence[tuple[Any, Mapping[str, Any]]],
               samples: int, status: str, comparison: Comparison | None, summary: str, chart_png: bytes,
-              verdict: str, chosen: str | None, choice: str | None = None) -> str:
+              verdict: str, chosen: str | None, choice: str | None = None, images: Sequence[str] = ()) -> str:
     """The whole widget as static HTML: settings, grid, summary, chart, verdict and choice."""
     parts = [CSS, '<div class="pk-compare"><div class="pk-title">protokit · compare</div>',
              f'<div class="pk-muted">models: {html.escape(", ".join(models) or "none")} · '
@@ -299,7 +322,7 @@ def page_html(*, models: Sequence[str], prompt: str | Mapping[str, Any],
                      "is executed (papermill, nbconvert), so the output keeps the results.</div>")
     else:
         parts.append(grid_table(comparison.results, comparison.candidates, cases, samples=samples,
-                                key=comparison.key))
+                                key=comparison.key, images=images))
         parts.append(summary)
         if chart_png:
             parts.append(png_img(chart_png, "quality against cost"))

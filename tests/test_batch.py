@@ -1,0 +1,341 @@
+"""compare(batch=True) through the real openai and anthropic SDKs against the sandbox's batch APIs:
+answers, batch prices, the cache, per-request faults, cancelling, and resuming after the process is killed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import anthropic
+import openai
+import pytest
+from _cli import cli
+
+import protokit as pk
+from protokit import _aio
+from protokit.models import prices
+
+KEY = "sandbox-key"
+CASES = [{"q": f"ticket {i}: my parcel never came", "label": f"ticket {i}: my parcel never came"} for i in range(4)]
+
+
+@pytest.fixture
+def sb(sandbox):
+    """The session's sandbox, its batches taking 0.3 s (their requests finishing one by one)."""
+    sandbox.set_batch_delay(0.3)
+    yield sandbox
+    sandbox.set_batch_delay(0.0)
+
+
+def models(sb, *names: str) -> list[pk.Model]:
+    out = []
+    for spec in names or ("openai:gpt-4.1-mini", "anthropic:claude-haiku-4-5"):
+        url = sb.openai_base_url if spec.startswith("openai:") else sb.anthropic_base_url
+        out.append(pk.model(spec, base_url=url, api_key=KEY))
+    return out
+
+
+def batch_usd(spec: str, tin: int, tout: int) -> float:
+    p = prices.batch_price(spec)
+    assert p is not None
+    return (tin * p["input"] + tout * p["output"]) / 1_000_000
+
+
+def test_both_providers_end_to_end_at_batch_price_and_replayed_without_network(sb, capsys):
+    ms = [*models(sb), pk.model(lambda text: text.upper(), name="upper")]
+    cmp = pk.compare(ms, "{q}", CASES, scorers=[pk.scorers.exact("label")], samples=2, batch=True)
+    r = cmp.results
+    assert cmp.status == "finished" and len(r) == 4 * 3 * 2 and r["error"].isna().all()
+    stats = sb.stats()
+    # One batch per provider, every request in it once; the callable ran as usual.
+    assert stats["batches"] == {"openai": 1, "anthropic": 1}
+    assert stats["by_api"] == {"openai_batch": 8, "anthropic_batch": 8} and stats["requests"] == 16
+    served = r[r["model"] != ms[2].id]
+    assert (served["output"].str.len() > 0).all() and not served["cached"].any()
+    for spec in ("openai:gpt-4.1-mini", "anthropic:claude-haiku-4-5"):
+        rows = r[r["model"] == spec]
+        expected = [batch_usd(spec, i, o) for i, o in zip(rows["input_tokens"], rows["output_tokens"], strict=True)]
+        assert rows["cost_usd"].tolist() == pytest.approx(expected)
+        assert rows["price_date"].str.endswith(" batch").all()
+    assert "batch [" in capsys.readouterr().err  # the text progress bar
+
+    # Answers are in the cache under the keys of the same calls without a batch: no network at all.
+    sb.reset_stats()
+    again = pk.compare(ms, "{q}", CASES, scorers=[pk.scorers.exact("label")], samples=2)
+    assert sb.stats()["requests"] == 0 and sb.stats()["batches"] == {}
+    assert again.results[again.results["model"] != ms[2].id]["cached"].all()
+    cols = ["case", "model", "sample", "output", "input_tokens", "output_tokens", "cost_usd", "score_exact"]
+    assert again.results[cols].equals(r[cols])
+
+    # The same calls without a batch (another cache): the same answers, at twice the price.
+    pk.cache.configure(path=Path(pk.cache.get_cache().path).with_name("live.db"), mode="auto")
+    live = pk.compare(ms, "{q}", CASES, samples=2)
+    assert live.results["output"].tolist() == r["output"].tolist()
+    served_live = live.results[live.results["model"] != ms[2].id]
+    assert served_live["cost_usd"].tolist() == pytest.approx((served["cost_usd"] * 2).tolist())
+
+
+def get_weather(city: str) -> str:
+    """The weather in a city."""
+    return f"sunny in {city}"
+
+
+@pytest.mark.parametrize("spec", ["openai:echo", "anthropic:echo"])
+def test_batched_answers_equal_live_answers_with_tools_and_schema(sb, spec):
+    schema = {"type": "object", "properties": {"text": {"type": "string"}}, "required": ["text"],
+              "additionalProperties": False}
+    cases = [{"q": 'tool:get_weather {"city": "Oslo"}'}, {"q": "plain words"}]
+    runs = {}
+    for batch in (True, False):
+        pk.cache.configure(path=Path(pk.cache.get_cache().path).with_name(f"{batch}.db"), mode="auto")
+        with_tools = pk.compare(models(sb, spec), "{q}", cases, tools=[get_weather], batch=batch).results
+        with_schema = pk.compare(models(sb, spec), "{q}", [{"q": '{"text": "plain words"}'}, {"q": "not json"}],
+                                 schema=schema, batch=batch).results
+        runs[batch] = (with_tools, with_schema)
+    for batched, live in zip(runs[True], runs[False], strict=True):
+        cols = [c for c in ("output", "tool_calls", "parsed", "input_tokens", "output_tokens", "finish_reason", "error")
+                if c in live]
+        assert batched[cols].equals(live[cols])
+    assert runs[True][0]["tool_calls"][0] == [{"name": "get_weather", "arguments": {"city": "Oslo"}}]
+    assert runs[True][1]["parsed"][0] == {"text": "plain words"}
+    if spec == "openai:echo":  # an answer that does not match is that row's schema error, in a batch too
+        assert runs[True][1]["error"][1] == "schema" and runs[True][1]["output"][1] == "not json"
+
+
+def test_per_request_faults_are_classified_per_row_and_only_those_are_sent_again(sb):
+    sb.set_faults("400=0.3,500=0.2,timeout=0.2", seed=3)
+    cases = [{"q": f"question {i}"} for i in range(12)]
+    cmp = pk.compare(models(sb, "openai:gpt-4.1-mini"), "{q}", cases, batch=True)
+    r = cmp.results
+    by_status = sb.stats()["by_status"]
+    kinds = r["error"].fillna("ok").value_counts().to_dict()
+    assert kinds == {k: v for k, v in {"ok": by_status.get("200", 0), "bad_request": by_status.get("400", 0),
+                                       "server": by_status.get("500", 0),
+                                       "timeout": by_status.get("expired", 0)}.items() if v}
+    assert len(kinds) == 4, kinds  # this seed draws every kind
+    assert (r.loc[r["error"] == "bad_request", "error_status"] == 400).all()
+    assert (r.loc[r["error"] == "server", "error_status"] == 500).all()
+    assert r.loc[r["error"] == "timeout", "error_message"].str.contains("24 h window").all()
+    assert (r.loc[r["error"].isna(), "output"].str.len() > 0).all()
+
+    # Failed requests were not cached: the next run sends those, and only those, in a new batch.
+    sb.set_faults(None)
+    sb.reset_stats()
+    again = pk.compare(models(sb, "openai:gpt-4.1-mini"), "{q}", cases, batch=True).results
+    assert again["error"].isna().all()
+    assert sb.stats()["batches"] == {"openai": 1} and sb.stats()["requests"] == int(r["error"].notna().sum())
+
+
+def test_anthropic_per_request_fault_classified(sb):
+    sb.set_faults("429=1")
+    r = pk.compare(models(sb, "anthropic:claude-haiku-4-5"), "{q}", CASES[:2], batch=True).results
+    assert r["error"].tolist() == ["rate_limit", "rate_limit"] and r["error_status"].tolist() == [429, 429]
+
+
+def _openai_batches(sb) -> list:
+    return openai.OpenAI(base_url=sb.openai_base_url, api_key=KEY, max_retries=0).batches.list().data
+
+
+def test_cancel_cancels_the_batch_at_the_provider(sb):
+    sb.set_batch_delay(30)
+
+    def on_start(runner):
+        threading.Timer(0.4, runner.cancel).start()
+
+    started = time.monotonic()
+    cmp = pk.compare(models(sb, "openai:gpt-4.1-mini"), "{q}", CASES, batch=True, on_start=on_start)
+    assert time.monotonic() - started < 5
+    assert cmp.status == "cancelled" and (cmp.results["error"] == "cancelled").all()
+    newest = _openai_batches(sb)[0]
+    assert newest.status == "cancelled" and newest.metadata == {"protokit_run": cmp.run_id}
+
+
+def test_ctrl_c_cancels_the_batch_at_the_provider(sb):
+    sb.set_batch_delay(30)
+    db = pk.cache.get_cache().path
+    # What run_sync does on KeyboardInterrupt: cancel the coroutine on the background loop.
+    future = asyncio.run_coroutine_threadsafe(
+        pk.acompare(models(sb, "anthropic:claude-haiku-4-5"), "{q}", CASES, batch=True), _aio.background_loop())
+    deadline = time.monotonic() + 10
+    while not sb.stats()["batches"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.3)
+    future.cancel()
+    jobs: list = []
+    deadline = time.monotonic() + 5
+    while not jobs or jobs[0][1] != "cancelled":
+        assert time.monotonic() < deadline, jobs
+        time.sleep(0.05)
+        with sqlite3.connect(db) as conn:
+            jobs = conn.execute("SELECT id, status FROM batch_jobs").fetchall()
+    client = anthropic.Anthropic(base_url=sb.anthropic_base_url, api_key=KEY, max_retries=0)
+    assert client.messages.batches.retrieve(jobs[0][0]).cancel_initiated_at is not None
+
+
+def test_a_server_without_a_batch_api_says_so_per_row(sb):
+    m = pk.model("openai:echo", base_url=sb.url + "/elsewhere/v1", api_key=KEY)
+    r = pk.compare([m], "{q}", CASES[:2], batch=True).results
+    assert r["error"].tolist() == ["bad_request"] * 2
+    assert r["error_message"].str.contains("has no batch API").all() and r["error_message"].str.contains(
+        "batch=False").all()
+
+
+def test_budget_holds_batch_calls_back(sb):
+    r = pk.compare(models(sb, "openai:gpt-4.1-mini"), "{q}", CASES, batch=True, budget_usd=0.0).results
+    assert (r["error"] == "not_run_budget").all() and sb.stats()["batches"] == {}
+
+
+def test_estimate_prices_batched_calls_at_the_batch_price(sb):
+    kw = {"models": [*models(sb), pk.model(lambda t: t, name="same")], "prompt": "{q}", "cases": CASES}
+    live, batched = pk.estimate(**kw), pk.estimate(**kw, batch=True)
+    assert batched.cost_usd == pytest.approx(live.cost_usd / 2) and batched.batched == 8
+    assert "8 calls in provider batches (batch price" in str(batched)
+    assert [e["batched"] for e in batched.by_model] == [4, 4, 0]
+    with pytest.raises(pk.ConfigError, match="batch must be True or False"):
+        pk.estimate(**kw, batch="yes")
+
+
+# -- a run killed while its batches are pending ---------------------------------------------------------------
+
+_KILLED = textwrap.dedent("""
+    import sys, protokit as pk
+    openai_url, anthropic_url = sys.argv[1:3]
+    cases = [{"q": f"ticket {i}: my parcel never came"} for i in range(4)]
+    models = [pk.model("openai:gpt-4.1-mini", base_url=openai_url),
+              pk.model("anthropic:claude-haiku-4-5", base_url=anthropic_url)]
+    pk.compare(models, "{q}", cases, batch=True)
+    print("finished: the batches should still have been pending")
+""")
+
+
+def _run_and_kill(sb, db: Path) -> str:
+    """Start compare(batch=True) in a process, SIGKILL it once both batches are in the run store; the run id."""
+    sb.set_batch_delay(60)
+    env = {**os.environ, "PROTOKIT_CACHE": str(db), "PROTOKIT_CACHE_MODE": "auto", "OPENAI_API_KEY": KEY,
+           "ANTHROPIC_API_KEY": KEY}
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED, sb.openai_base_url, sb.anthropic_base_url], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        jobs: list = []
+        while len(jobs) < 2:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the batches never reached the run store"
+            time.sleep(0.05)
+            if db.exists():
+                with sqlite3.connect(db) as conn:
+                    try:
+                        jobs = conn.execute("SELECT run_id, status FROM batch_jobs").fetchall()
+                    except sqlite3.OperationalError:  # not created yet
+                        jobs = []
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == -signal.SIGKILL
+    assert {s for _, s in jobs} == {"submitted"} and sb.stats()["batches"] == {"openai": 1, "anthropic": 1}
+    return str(jobs[0][0])
+
+
+def test_protokit_runs_resume_finishes_a_killed_run_without_sending_again(sb, tmp_path, monkeypatch):
+    db = tmp_path / "killed.db"
+    run_id = _run_and_kill(sb, db)
+    code, out = cli("runs", "--path", str(db), "--json")
+    assert code == 0 and json.loads(out)[0]["status"] == "interrupted" and json.loads(out)[0]["n"] == 0
+
+    sb.set_batch_delay(0.3)
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", KEY)
+    code, out = cli("runs", "resume", run_id[:12], "--path", str(db))
+    assert code == 0, out
+    assert f"run {run_id} (finished): 8/8 rows, 0 errors" in out
+    assert sb.stats()["batches"] == {"openai": 1, "anthropic": 1}  # picked up, never sent again
+
+    run = pk.load_run(run_id, path=db)
+    r = run.results
+    assert run.status == "finished" and len(r) == 8 and r["error"].isna().all()
+    assert sorted(r["model"].unique()) == ["anthropic:claude-haiku-4-5", "openai:gpt-4.1-mini"]
+    assert (r["output"].str.len() > 0).all()
+    for spec, rows in r.groupby("model"):
+        expected = [batch_usd(str(spec), i, o) for i, o in zip(rows["input_tokens"], rows["output_tokens"],
+                                                               strict=True)]
+        assert rows["cost_usd"].tolist() == pytest.approx(expected)
+
+    # The answers are in that cache: the same compare replays them with no request at all.
+    sb.reset_stats()
+    pk.cache.configure(path=db, mode="replay")
+    again = pk.compare(models(sb), "{q}", [{"q": c["q"]} for c in CASES])
+    assert again.results["output"].tolist() == r["output"].tolist() and sb.stats()["requests"] == 0
+
+    code, out = cli("runs", "resume", run_id, "--path", str(db))  # nothing pending: the rows again, from the cache
+    assert code == 0 and "8/8 rows" in out and sb.stats()["requests"] == 0
+
+
+def test_running_the_same_compare_again_picks_the_pending_batches_up(sb, tmp_path):
+    db = tmp_path / "restarted.db"
+    _run_and_kill(sb, db)
+    sb.set_batch_delay(0.3)
+    pk.cache.configure(path=db, mode="auto")  # a restarted kernel, the same notebook cell
+    cmp = pk.compare(models(sb), "{q}", [{"q": c["q"]} for c in CASES], batch=True)
+    assert cmp.status == "finished" and len(cmp.results) == 8 and cmp.results["error"].isna().all()
+    assert sb.stats()["batches"] == {"openai": 1, "anthropic": 1}
+    with sqlite3.connect(db) as conn:
+        assert {s for (s,) in conn.execute("SELECT status FROM batch_jobs")} == {"collected"}
+
+
+def test_resuming_a_finished_run_keeps_its_scored_rows(sb):
+    cmp = pk.compare(models(sb, "openai:echo"), "{q}", CASES, scorers=[pk.scorers.exact("label")], batch=True)
+    assert cmp.results["score_exact"].tolist() == [1.0] * 4
+    code, out = cli("runs", "resume", cmp.run_id, "--path", str(pk.cache.get_cache().path))
+    assert code == 0 and "4/4 rows, 0 errors" in out
+    again = pk.load_run(cmp.run_id)
+    assert again.status == "finished" and again.results["score_exact"].tolist() == [1.0] * 4
+    assert again.results["scorer_error"].isna().all() and sb.stats()["batches"] == {"openai": 1}
+
+
+def test_resume_refuses_a_run_without_batches(sb):
+    cmp = pk.compare(models(sb, "openai:gpt-4.1-mini"), "{q}", CASES[:1])
+    code, out = cli("runs", "resume", cmp.run_id, "--path", str(pk.cache.get_cache().path))
+    assert code == 1 and "sent no batch" in out
+
+
+# -- the sandbox's batch protocols ----------------------------------------------------------------------------
+
+def test_sandbox_openai_batch_protocol_edges(sb):
+    client = openai.OpenAI(base_url=sb.openai_base_url, api_key=KEY, max_retries=0)
+    with pytest.raises(openai.NotFoundError):
+        client.batches.create(input_file_id="file-nope", endpoint="/v1/chat/completions", completion_window="24h")
+    lines = [{"custom_id": f"r{i}", "method": "POST", "url": "/v1/chat/completions",
+              "body": {"model": model, "messages": [{"role": "user", "content": "hi"}]}}
+             for i, model in enumerate(["echo", "gpt-sim"])]
+    upload = client.files.create(file=("in.jsonl", "\n".join(map(json.dumps, lines)).encode()), purpose="batch")
+    batch = client.batches.create(input_file_id=upload.id, endpoint="/v1/chat/completions", completion_window="24h")
+    assert batch.status == "failed" and batch.errors and "one model" in (batch.errors.data or [])[0].message
+    assert client.files.content(upload.id).content == "\n".join(map(json.dumps, lines)).encode()
+
+
+def test_sandbox_anthropic_results_and_counts(sb):
+    sb.set_batch_delay(0.4)
+    client = anthropic.Anthropic(base_url=sb.anthropic_base_url, api_key=KEY, max_retries=0)
+    batch = client.messages.batches.create(requests=[
+        {"custom_id": f"r{i}", "params": {"model": "echo", "max_tokens": 20,
+                                          "messages": [{"role": "user", "content": f"hi {i}"}]}} for i in range(4)])
+    assert batch.processing_status == "in_progress" and batch.results_url is None
+    time.sleep(0.25)
+    batch = client.messages.batches.cancel(batch.id)
+    counts = batch.request_counts
+    assert batch.processing_status == "ended" and counts.succeeded == 2 and counts.canceled == 2
+    results = {r.custom_id: r.result for r in client.messages.batches.results(batch.id)}
+    assert results["r0"].type == "succeeded" and results["r0"].message.content[0].text == "hi 0"  # type: ignore[union-attr]
+    assert results["r3"].type == "canceled"
