@@ -203,6 +203,30 @@ async def main():
     return t, len([o for o in out if o])
 t0, ok = asyncio.run(main())
 """,
+    "stream: the same, raw SSE (with_streaming_response)": """
+import asyncio, json, openai
+async def main():
+    client = openai.AsyncOpenAI(base_url=BASE + "/v1", api_key="sandbox", max_retries=0,
+                                http_client=openai.DefaultAioHttpClient())
+    sem = asyncio.Semaphore(CONC)
+    async def one(model, prompt):
+        async with sem:
+            async with client.chat.completions.with_streaming_response.create(
+                    model=model, messages=[{"role": "user", "content": prompt}],
+                    stream=True, stream_options={"include_usage": True}) as r:
+                parts = []
+                async for line in r.iter_lines():
+                    if line.startswith("data: ") and line != "data: [DONE]":
+                        chunk = json.loads(line[6:])
+                        if chunk["choices"]:
+                            parts.append(chunk["choices"][0]["delta"].get("content") or "")
+                return "".join(parts)
+    t = clock()
+    out = await asyncio.gather(*(one(m, p) for m, p in WORK))
+    await client.close()
+    return t, len([o for o in out if o])
+t0, ok = asyncio.run(main())
+""",
     "stream: pk.compare(stream=True) recording": """
 import openai, pandas, protokit as pk  # imported before the clock, as in the clients above
 pk.cache.configure(path=TMP + "/cache.db", mode="record")
@@ -320,10 +344,10 @@ def main() -> None:
     table = []
     print(f"{args.calls} calls, concurrency {args.concurrency}, latency {args.latency}s, "
           f"{args.repeat} rounds; ideal wall {ideal:.2f}s")
-    print(f"{'client':46} {'wall s':>16} {'x base':>7} {'x floor':>7} {'cpu s':>16} {'x base':>7} {'rss MB':>7}")
+    print(f"{'client':52} {'wall s':>16} {'x base':>7} {'x floor':>7} {'cpu s':>16} {'x base':>7} {'rss MB':>7}")
     for name, runs in rows.items():
         if not runs:
-            print(f"{name:46} (not installed)")
+            print(f"{name:52} (not installed)")
             continue
         walls = [r["wall_s"] for r in runs]
         cpus = [r["cpu_s"] for r in runs]
@@ -333,7 +357,7 @@ def main() -> None:
                "floor_ratio": w / f_wall, "cpu_ratio": c / b_cpu, "rss_mb": max(r["rss_mb"] for r in runs),
                "ok": min(r["ok"] for r in runs)}
         table.append(row)
-        print(f"{name:46} {w:6.2f} ({min(walls):.2f}-{max(walls):.2f}) {w / b_wall:6.2f}x {w / f_wall:6.2f}x "
+        print(f"{name:52} {w:6.2f} ({min(walls):.2f}-{max(walls):.2f}) {w / b_wall:6.2f}x {w / f_wall:6.2f}x "
               f"{c:6.2f} ({min(cpus):.2f}-{max(cpus):.2f}) {c / b_cpu:6.2f}x {row['rss_mb']:7.0f}")
     by_name = {r["client"]: r for r in table}
     # Issue 14: protokit <= 0.75x the SDK with its default transport and <= 1.8x the floor, wall time;

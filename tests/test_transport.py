@@ -92,14 +92,16 @@ def test_a_refused_connection_is_a_connection_error_not_a_timeout() -> None:
         assert not isinstance(info.value, pk.ProviderTimeoutError)
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
 @pytest.mark.parametrize(("fault", "error"), [("reset", pk.ProviderConnectionError),
-                                              ("timeout", pk.ProviderTimeoutError)])
-def test_resets_and_hangs_keep_their_kinds(fault: str, error: type[Exception]) -> None:
+                                              ("timeout", pk.ProviderTimeoutError),
+                                              ("malformed", pk.ServerError)])
+def test_resets_hangs_and_garbage_keep_their_kinds(fault: str, error: type[Exception], stream: bool) -> None:
     pk.cache.configure(mode="off")
     with Sandbox(port=0, faults=f"{fault}=1", timeout_hold=3.0) as sb:
         for m in _models(sb, timeout=0.5):  # the SDK's own timeout, so its exception is classified
             with pk.call_context(retries=0), pytest.raises(error) as info:
-                m.complete("fault, please")
+                list(m.stream("fault, please")) if stream else m.complete("fault, please")
             if error is pk.ProviderConnectionError:
                 assert not isinstance(info.value, pk.ProviderTimeoutError)
 

@@ -20,6 +20,7 @@ import weakref
 from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Iterator
 from types import ModuleType
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from protokit.errors import ProviderConnectionError, ProviderError, ProviderTimeoutError, ServerError, safe_text
 from protokit.models._errors import body_message, by_status
@@ -37,17 +38,19 @@ _EXIT_WAIT_S = 2.0
 _no_aiohttp: set[str] = set()
 
 
-def transport_kwargs(sdk: ModuleType) -> dict[str, Any]:
+def transport_kwargs(sdk: ModuleType, base_url: str | None = None) -> dict[str, Any]:
     """The extra keyword arguments for an SDK client's constructor: its aiohttp transport if it has one.
 
     ``{"http_client": sdk.DefaultAioHttpClient()}`` keeps the SDK's request building, retries and
-    exception types but spends about a third less CPU per call than its default httpx transport,
-    which is what bounds a fan-out on a small machine (bench/RESULTS.md, section 9). ``{}``, the
+    exception types but spends about a quarter less CPU per call than its default httpx transport,
+    which is what bounds a fan-out on a small machine (bench/RESULTS.md, section 11). ``{}``, the
     SDK's default transport, when the SDK has none or cannot load it (installed without its
     ``aiohttp`` extra): the SDK says so by raising RuntimeError, remembered here so it is tried once.
+    A ``base_url`` with a user and password in it (``http://user:pw@host/v1``) keeps httpx too: aiohttp
+    refuses credentials in a URL beside the SDK's own Authorization header.
     """
     factory = getattr(sdk, "DefaultAioHttpClient", None)
-    if factory is None or sdk.__name__ in _no_aiohttp:
+    if factory is None or sdk.__name__ in _no_aiohttp or (base_url and urlsplit(base_url).username is not None):
         return {}
     try:
         return {"http_client": factory()}

@@ -42,7 +42,7 @@ class AnthropicModel(ServerModel):
         return client_for(
             ("anthropic", base_url, key, self.timeout),
             lambda: anthropic.AsyncAnthropic(api_key=key, base_url=base_url, max_retries=0,
-                                             timeout=self.timeout, **transport_kwargs(anthropic)),
+                                             timeout=self.timeout, **transport_kwargs(anthropic, base_url)),
         )
 
     def _params(self, request: Request) -> dict[str, Any]:

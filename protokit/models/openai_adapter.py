@@ -37,7 +37,7 @@ class OpenAIModel(ServerModel):
         return client_for(
             ("openai", base_url, key, self.timeout),
             lambda: openai.AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0, timeout=self.timeout,
-                                      **transport_kwargs(openai)),
+                                      **transport_kwargs(openai, base_url)),
         )
 
     def _params(self, request: Request) -> dict[str, Any]:
