@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-EXAMPLE = ROOT / "notebooks" / "promote-example"
 
 # Import names a production install does not have.
 BLOCKED = ("jupyterlab", "jupyter_server", "papermill", "nbval", "ipywidgets", "ipykernel", "nbformat", "nbclient",
@@ -50,6 +49,36 @@ sys.meta_path.insert(0, _RuntimeOnly())
 
 # An expression, for the child interpreters: the blocked packages it has imported.
 LEAKED = f"sorted({{m.split('.')[0] for m in sys.modules}} & {set(BLOCKED)!r})"
+
+
+@pytest.fixture(scope="module")
+def example(tmp_path_factory: pytest.TempPathFactory, _sandbox_server: Any) -> Path:
+    """A promoted ticket router (module, tests, cassette, golden data): written here, as a fresh clone has none."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from protokit.notebook.execute import run_notebook
+    from protokit.promote import promote
+
+    root = tmp_path_factory.mktemp("example")
+    nb = new_notebook(metadata={"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"}})
+    nb.cells = [new_code_cell("ticket: str = 'I was charged twice.'  # the message\n"
+                              "model: str = 'openai:echo'  # the model that routes it",
+                              metadata={"tags": ["parameters"]}),
+                new_code_cell("import protokit as pk"),
+                new_code_cell("reply = pk.model(model, temperature=0).complete(ticket)\n"
+                              "queue = reply.text.strip().lower()\npk.output('queue', queue)")]
+    nbformat.write(nb, root / "ticket_router.ipynb")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("PROTOKIT_CACHE", str(root / "record.db"))
+        mp.setenv("PROTOKIT_CACHE_MODE", "auto")
+        mp.setenv("OPENAI_BASE_URL", _sandbox_server.openai_base_url)
+        mp.setenv("OPENAI_API_KEY", "sandbox-key")
+        run_notebook(root / "ticket_router.ipynb", output_path=root / "ticket_router.ipynb")
+        mp.delenv("OPENAI_BASE_URL")
+        mp.delenv("OPENAI_API_KEY")
+        promote(root / "ticket_router.ipynb", "ticket_router", root / "out")
+    return root / "out"
 
 
 def _name(requirement: str) -> str:
@@ -119,12 +148,12 @@ def test_the_blocker_blocks(runtime_only: dict[str, str], workdir: Path) -> None
 
 
 def test_a_promoted_module_runs_on_the_runtime_alone(runtime_only: dict[str, str], workdir: Path,
-                                                     sandbox: Any) -> None:
+                                                     sandbox: Any, example: Path) -> None:
     env = dict(runtime_only, OPENAI_BASE_URL=sandbox.openai_base_url, OPENAI_API_KEY="sandbox-key")
     code = textwrap.dedent(f"""
         import importlib.util, json, sys
         import protokit as pk
-        spec = importlib.util.spec_from_file_location("ticket_router", {str(EXAMPLE / "ticket_router.py")!r})
+        spec = importlib.util.spec_from_file_location("ticket_router", {str(example / "ticket_router.py")!r})
         mod = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(mod)
         ticket = "My parcel never arrived."
@@ -208,12 +237,13 @@ def test_notebook_features_in_python_say_which_extra_to_install(runtime_only: di
     assert list(workdir.iterdir()) == []
 
 
-def test_generated_tests_pass_on_the_runtime_alone(runtime_only: dict[str, str], tmp_path: Path) -> None:
+def test_generated_tests_pass_on_the_runtime_alone(runtime_only: dict[str, str], tmp_path: Path,
+                                                   example: Path) -> None:
     # A checkout of the promoted module where it is deployed; pytest is the only thing added to the runtime.
     service = tmp_path / "service"
     service.mkdir()
-    shutil.copy(EXAMPLE / "ticket_router.py", service)
-    shutil.copytree(EXAMPLE / "tests", service / "tests")
+    shutil.copy(example / "ticket_router.py", service)
+    shutil.copytree(example / "tests", service / "tests")
     # nbval is installed in this venv and its own plugin would import nbformat (blocked here); a production
     # install has no nbval, so it is turned off. protokit's pytest plugin still loads, and must not break.
     done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:nbval", "-p", "no:cacheprovider", "-q",
