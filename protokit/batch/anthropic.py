@@ -13,21 +13,24 @@ from typing import Any
 import anthropic
 
 from protokit.batch.base import Answer, Result, Status
-from protokit.errors import Cancelled, ContentFilterError, ProviderTimeoutError, ServerError, safe_text
+from protokit.errors import (
+    Cancelled,
+    ContentFilterError,
+    ProtokitError,
+    ProviderError,
+    ProviderTimeoutError,
+    ServerError,
+    safe_text,
+)
 from protokit.models import Model, Request, Usage
-from protokit.models._errors import by_status
-from protokit.models.anthropic_adapter import AnthropicModel, _content, _forced, _read
+from protokit.models._errors import ERROR_TYPE_STATUS, by_status
+from protokit.models.anthropic_adapter import AnthropicModel, _forced, read_message
 
 __all__ = ["AnthropicBatches"]
 
 _DEFAULT_SERVER = "api.anthropic.com"
 # An errored request carries the error object the Messages API would have answered with; its type
 # says which HTTP status that was, and so how to classify it.
-_STATUS = {"invalid_request_error": 400, "authentication_error": 401, "billing_error": 402,
-           "permission_error": 403, "not_found_error": 404, "request_too_large": 413, "rate_limit_error": 429,
-           "api_error": 500, "timeout_error": 504, "overloaded_error": 529}
-
-
 def _adapter(model: Model) -> AnthropicModel:
     assert isinstance(model, AnthropicModel)
     return model
@@ -41,10 +44,8 @@ class AnthropicBatches:
     max_bytes = 240 * 1024 * 1024  # the API takes batches up to 256 MB
 
     def line(self, model: Model, request: Request, custom_id: str) -> dict[str, Any]:
-        """``{"custom_id", "params": <the Messages request>}``; options the SDK has no argument for go in params."""
-        params = _adapter(model)._params(request)
-        params.update(params.pop("extra_body", None) or {})
-        return {"custom_id": custom_id, "params": params}
+        """``{"custom_id", "params": <the Messages request, as the chat adapter posts it>}``."""
+        return {"custom_id": custom_id, "params": _adapter(model)._params(request)}
 
     async def submit(self, model: Model, lines: list[dict[str, Any]], *, run_id: str | None) -> dict[str, Any]:
         """Create the batch."""
@@ -61,7 +62,8 @@ class AnthropicBatches:
         c = batch.request_counts
         failed = c.errored + c.canceled + c.expired
         done = c.succeeded + failed
-        return Status("ended" if batch.processing_status == "ended" else "running", done, failed, done + c.processing)
+        return Status("ended" if batch.processing_status == "ended" else "running", done, failed, done + c.processing,
+                      provider_status=batch.processing_status)
 
     async def results(self, model: Model, ids: Mapping[str, Any],
                       requests: Mapping[str, Request]) -> dict[str, Result]:
@@ -84,14 +86,33 @@ class AnthropicBatches:
         with m._sdk_errors(anthropic, _DEFAULT_SERVER):
             await m._client().messages.batches.cancel(ids["id"])
 
+    async def clean(self, model: Model, ids: Mapping[str, Any]) -> None:
+        """Delete the ended batch, and with it its results.
+
+        They would expire on their own after 29 days, but until then they hold the run's prompts
+        and answers (the user's cases) for anyone with the workspace's key; once read into the cache
+        nothing needs them (a resume replays them from the cache), so a careful user deletes them,
+        as the OpenAI files are. The cost stays in the Console's usage and cost pages.
+        """
+        m = _adapter(model)
+        try:
+            with m._sdk_errors(anthropic, _DEFAULT_SERVER):
+                await m._client().messages.batches.delete(ids["id"])
+        except ProviderError as exc:
+            if exc.status != 404:  # gone already: what was wanted
+                raise ProviderError(f"{m.id}: could not delete batch {ids['id']} ({exc})", status=exc.status,
+                                    model=m.id) from exc
+
 
 def _read_result(model: AnthropicModel, result: Any, request: Request) -> Result:
     kind = getattr(result, "type", None)
     if kind == "succeeded":
-        message = result.message
-        usage = Usage(raw=message)
-        _read(message, usage)
-        text, usage.tool_calls = _content(message.content, _forced(request))
+        usage = Usage()
+        try:
+            with model._shape():
+                text = read_message(result.message.to_dict(), usage, _forced(request))
+        except ProtokitError as exc:
+            return exc
         if usage.finish_reason == "refusal":
             return ContentFilterError(f"{model.id}: the model refused on content grounds; rephrase the prompt",
                                       model=model.id)
@@ -100,7 +121,7 @@ def _read_result(model: AnthropicModel, result: Any, request: Request) -> Result
         error = getattr(getattr(result, "error", None), "error", None)
         etype = str(getattr(error, "type", "") or "api_error")
         message = safe_text(str(getattr(error, "message", "") or etype))
-        return by_status(_STATUS.get(etype, 500), message, model.id, None, model.key_env_var or "")
+        return by_status(ERROR_TYPE_STATUS.get(etype, 500), message, model.id, None, model.key_env_var or "")
     if kind == "canceled":
         return Cancelled(f"{model.id}: not run, the batch was cancelled")
     if kind == "expired":

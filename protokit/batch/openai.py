@@ -7,12 +7,12 @@ is read as the adapter reads a completion, so a batched answer is the answer of 
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from typing import Any, Final
 
 import openai
-from openai.types.chat import ChatCompletion
 
 from protokit.batch.base import Answer, Result, Status
 from protokit.errors import (
@@ -59,8 +59,15 @@ class OpenAIBatches:
         with m._sdk_errors(openai, _DEFAULT_SERVER):
             upload = await client.files.create(file=("protokit-batch.jsonl", data.encode(), "application/jsonl"),
                                                purpose="batch", timeout=_UPLOAD_TIMEOUT_S)
-            batch = await client.batches.create(input_file_id=upload.id, endpoint=ENDPOINT,
-                                                completion_window="24h", **extra)
+        try:
+            with m._sdk_errors(openai, _DEFAULT_SERVER):
+                batch = await client.batches.create(input_file_id=upload.id, endpoint=ENDPOINT,
+                                                    completion_window="24h", **extra)
+        except ProviderError:
+            # No batch holds the file, and nothing will ever read it: it would only keep the prompts there.
+            with contextlib.suppress(Exception):
+                await _delete(m, upload.id)
+            raise
         return {"id": batch.id, "input_file_id": upload.id}
 
     async def status(self, model: Model, ids: Mapping[str, Any]) -> Status:
@@ -74,9 +81,9 @@ class OpenAIBatches:
         if batch.status == "failed":
             found = [e.message or e.code or "" for e in (batch.errors.data or [])] if batch.errors else []
             reason = "; ".join(x for x in found[:3] if x) or "the provider gave no reason"
-            return Status("failed", done, failed, total, safe_text(reason))
+            return Status("failed", done, failed, total, safe_text(reason), provider_status=batch.status)
         state = "ended" if batch.status in ("completed", "expired", "cancelled") else "running"
-        return Status(state, done, failed, total)
+        return Status(state, done, failed, total, provider_status=batch.status)
 
     async def results(self, model: Model, ids: Mapping[str, Any],
                       requests: Mapping[str, Request]) -> dict[str, Result]:
@@ -111,18 +118,45 @@ class OpenAIBatches:
         with m._sdk_errors(openai, _DEFAULT_SERVER):
             await m._client().batches.cancel(ids["id"])
 
+    async def clean(self, model: Model, ids: Mapping[str, Any]) -> None:
+        """Delete the batch's input file (the prompts) and its output and error files (the answers)."""
+        m = _adapter(model)
+        failed: list[str] = []
+        files = [ids.get("input_file_id")]
+        try:
+            with m._sdk_errors(openai, _DEFAULT_SERVER):
+                batch = await m._client().batches.retrieve(ids["id"])
+            files += [batch.input_file_id, batch.output_file_id, batch.error_file_id]
+        except ProviderError as exc:
+            failed.append(f"its output and error files (reading batch {ids['id']}: {exc})")
+        for file_id in dict.fromkeys(f for f in files if f):
+            try:
+                await _delete(m, file_id)
+            except ProviderError as exc:
+                failed.append(f"file {file_id} ({exc})")
+        if failed:
+            raise ProviderError(f"{m.id}: could not delete {'; '.join(failed)}", model=m.id)
+
+
+async def _delete(model: OpenAIModel, file_id: str) -> None:
+    """Delete one file; one that is gone already (404) is what was wanted."""
+    try:
+        with model._sdk_errors(openai, _DEFAULT_SERVER):
+            await model._client().files.delete(file_id)
+    except ProviderError as exc:
+        if exc.status != 404:
+            raise
+
 
 def _read_line(model: OpenAIModel, line: Mapping[str, Any]) -> Result:
     """One line of an output or error file: the answer, or its error classified as a call's would be."""
     response, error = line.get("response"), line.get("error")
     if isinstance(response, Mapping) and response.get("status_code") == 200:
         try:
-            return _answer(model, ChatCompletion.model_validate(response.get("body")))
+            with model._shape():
+                return _answer(model, response["body"])
         except ProtokitError as exc:
             return exc
-        except ValueError as exc:  # pydantic's ValidationError too
-            return ServerError(f"{model.id}: the provider sent a malformed answer in the batch "
-                               f"({safe_text(str(exc)):.80})", model=model.id)
     if isinstance(response, Mapping) and isinstance(response.get("status_code"), int):
         status = response["status_code"]
         return by_status(status, body_message(response.get("body"), f"HTTP {status}"), model.id, None,
@@ -147,7 +181,7 @@ def _missing(model: OpenAIModel, status: str) -> ProviderError | Cancelled:
     return ServerError(f"{model.id}: the batch ended without a result for this request", model=model.id)
 
 
-def _answer(model: OpenAIModel, completion: ChatCompletion) -> Answer:
-    """The answer in a completion, read as the chat adapter reads a non-streamed one."""
-    usage = Usage(raw=completion, provider_model=completion.model)
+def _answer(model: OpenAIModel, completion: Mapping[str, Any]) -> Answer:
+    """The answer in a completion's JSON, read as the chat adapter reads a non-streamed one."""
+    usage = Usage()
     return Answer(read_completion(model.id, completion, usage), usage)

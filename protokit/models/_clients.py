@@ -17,16 +17,23 @@ import os
 import sys
 import threading
 import weakref
-from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Iterator
+from collections.abc import AsyncGenerator, Awaitable, Callable, Hashable, Iterator, Mapping
 from types import ModuleType
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from protokit.errors import ProviderConnectionError, ProviderError, ProviderTimeoutError, ServerError, safe_text
-from protokit.models._errors import body_message, by_status
+from protokit.errors import (
+    ProtokitError,
+    ProviderConnectionError,
+    ProviderError,
+    ProviderTimeoutError,
+    ServerError,
+    safe_text,
+)
+from protokit.models._errors import body_message, by_status, status_of_body
 from protokit.models.base import Model
 
-__all__ = ["ServerModel", "client_for", "transport_kwargs"]
+__all__ = ["ServerModel", "client_for", "post_json", "transport_kwargs"]
 
 T = TypeVar("T")
 
@@ -183,6 +190,17 @@ class ServerModel(Model):
                 raise
             raise error from exc
 
+    @contextlib.contextmanager
+    def _shape(self) -> Iterator[None]:
+        """A response body of an unexpected shape, read as JSON, as a ServerError that says so."""
+        try:
+            yield
+        except ProtokitError:  # a refusal or content filter found while reading: already classified
+            raise
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+            raise ServerError(f"{self.id}: the provider sent a malformed response "
+                              f"({type(exc).__name__}: {safe_text(str(exc)):.80})", model=self.id) from exc
+
     def _sdk_error(self, exc: Exception, sdk: ModuleType, default_server: str) -> ProviderError | None:
         """The classified error for an exception of the provider's SDK; None for an exception of another kind.
 
@@ -197,13 +215,32 @@ class ServerModel(Model):
             return ProviderConnectionError(f"{self.id}: could not reach {self._server() or default_server} "
                                            f"({failed or exc}); check the server and {self.base_url_env_var}",
                                            model=self.id)
-        if isinstance(exc, sdk.APIStatusError):
+        if isinstance(exc, sdk.APIStatusError) and exc.status_code >= 400:
             return by_status(exc.status_code, body_message(exc.body, exc.message), self.id, exc.response.headers,
+                             self.key_env_var or "")
+        if isinstance(exc, sdk.APIError) and not isinstance(exc, sdk.APIResponseValidationError):
+            # An error event in a stream that began with 200 (openai raises it without a status,
+            # anthropic with the stream's 200): classified by the error's type, a server error if none.
+            return by_status(status_of_body(exc.body), body_message(exc.body, exc.message), self.id, None,
                              self.key_env_var or "")
         if isinstance(exc, (sdk.APIResponseValidationError, json.JSONDecodeError, ValueError)):
             return ServerError(f"{self.id}: the provider sent a malformed response ({safe_text(str(exc)):.80})",
                                model=self.id)
         return None
+
+
+async def post_json(client: Any, sdk: ModuleType, path: str, body: Mapping[str, Any], *, stream: bool = False) -> Any:
+    """POST ``body`` to ``path`` through an SDK client and return the answer as decoded JSON.
+
+    The SDK still builds the request (auth, headers, base URL, timeout) and raises its own status,
+    connection and mid-stream error types, but the answer is left as the dicts its JSON decodes to
+    rather than built into the SDK's pydantic objects: that building is most of the SDK's CPU per
+    call, and when streaming it is done for every server-sent event (bench/RESULTS.md section 11).
+    Streaming, the result is the SDK's stream of event dicts (its own SSE decoder).
+    """
+    if stream:
+        return await client.post(path, cast_to=object, body=body, stream=True, stream_cls=sdk.AsyncStream[object])
+    return await client.post(path, cast_to=object, body=body)
 
 
 def _connection_failure(exc: BaseException) -> BaseException | None:

@@ -16,7 +16,17 @@ from protokit.errors import (
     safe_text,
 )
 
-__all__ = ["body_message", "by_status", "retry_after"]
+__all__ = ["ERROR_TYPE_STATUS", "body_message", "by_status", "retry_after", "status_of_body"]
+
+# The HTTP status each provider error ``type`` stands for: Anthropic's types, and OpenAI's where they
+# differ. Needed where an error arrives without a status of its own: an error event in a stream that
+# began with 200, a failed request inside a batch.
+ERROR_TYPE_STATUS: dict[str, int] = {
+    "invalid_request_error": 400, "authentication_error": 401, "billing_error": 402, "permission_error": 403,
+    "not_found_error": 404, "request_too_large": 413, "rate_limit_error": 429, "api_error": 500,
+    "timeout_error": 504, "overloaded_error": 529,
+    "server_error": 500, "rate_limit_exceeded": 429, "insufficient_quota": 429, "invalid_api_key": 401,
+}
 
 
 def body_message(body: object, fallback: str) -> str:
@@ -26,6 +36,17 @@ def body_message(body: object, fallback: str) -> str:
         if isinstance(err, dict) and err.get("message"):
             return str(err["message"])
     return fallback
+
+
+def status_of_body(body: object, default: int = 500) -> int:
+    """The status an error body's ``type`` (or ``code``) stands for, nested under ``error`` or not."""
+    err = body.get("error", body) if isinstance(body, dict) else None
+    if isinstance(err, dict):
+        for field in ("type", "code"):
+            found = ERROR_TYPE_STATUS.get(str(err.get(field) or ""))
+            if found is not None:
+                return found
+    return default
 
 
 def retry_after(headers: Mapping[str, str] | None) -> float | None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
@@ -10,17 +9,14 @@ from typing import Any
 import anthropic
 
 from protokit.errors import ConfigError, ContentFilterError, MissingKeyError
-from protokit.models._clients import ServerModel, client_for, transport_kwargs
+from protokit.models._clients import ServerModel, client_for, post_json, transport_kwargs
 from protokit.models.base import Request, Usage
 from protokit.models.env import PROVIDER_ENV
 from protokit.models.images import image_data
 from protokit.models.structured import schema_name
+from protokit.models.tools import arguments_from_json
 
 __all__ = ["AnthropicModel"]
-
-# Newer SDK releases dropped some sampling parameters from create()'s signature;
-# those still travel to the API, in extra_body.
-_SDK_PARAMS = frozenset(inspect.signature(anthropic.resources.messages.AsyncMessages.create).parameters)
 
 # Anthropic requires max_tokens on every request; this is used when none is given.
 DEFAULT_MAX_TOKENS = 1024
@@ -54,7 +50,6 @@ class AnthropicModel(ServerModel):
         }
         if system:
             params["system"] = "\n\n".join(system)
-        extra: dict[str, Any] = {}
         tools = [_tool(d) for d in request.options.get("tools") or ()]
         forced = _forced(request)
         if forced is not None:
@@ -72,50 +67,92 @@ class AnthropicModel(ServerModel):
                 continue
             if key == "stop":
                 params["stop_sequences"] = [value] if isinstance(value, str) else list(value)
-            elif key in _SDK_PARAMS:
-                params[key] = value
             else:
-                extra[key] = value
-        if extra:
-            params["extra_body"] = extra
+                params[key] = value
         return params
 
     async def execute(self, request: Request, usage: Usage) -> AsyncIterator[str]:
         """One Messages call; yields the text (chunk by chunk when streaming)."""
         client = self._client()
-        params = self._params(request)
+        body = self._params(request)
         forced = _forced(request)
         with self._sdk_errors(anthropic, "api.anthropic.com"):
             if request.stream:
-                answer: set[int] = set()  # blocks of the forced tool: their JSON is the answer's text
+                events = await post_json(client, anthropic, "/v1/messages", {**body, "stream": True}, stream=True)
+                message = _Accumulator(forced)
                 sent = False
-                async with client.messages.stream(**params) as stream:
-                    async for event in stream:
-                        if event.type == "content_block_start" and getattr(event.content_block, "name", None) \
-                                == forced and event.content_block.type == "tool_use":
-                            answer.add(event.index)
-                        elif event.type == "content_block_delta":
-                            delta = event.delta
-                            if delta.type == "text_delta" and forced is None:
-                                sent = True
-                                yield delta.text
-                            elif delta.type == "input_json_delta" and event.index in answer and delta.partial_json:
-                                sent = True
-                                yield delta.partial_json
-                    message = await stream.get_final_message()
-                _read(message, usage)
-                text, usage.tool_calls = _content(message.content, forced)
-                if not sent and text:  # schema= was asked and the model answered in prose
+                async for event in events:
+                    with self._shape():
+                        piece = message.read(event)
+                    if piece:
+                        sent = True
+                        yield piece
+                with self._shape():
+                    text = read_message(message.final(), usage, forced)
+                if not sent and text:  # schema= was asked: the answer is the tool's input, whole
                     yield text
             else:
-                message = await client.messages.create(**params)
-                _read(message, usage)
-                usage.raw = message
-                text, usage.tool_calls = _content(message.content, forced)
+                answer = await post_json(client, anthropic, "/v1/messages", body)
+                with self._shape():
+                    text = read_message(answer, usage, forced)
                 yield text
             if usage.finish_reason == "refusal":
                 raise ContentFilterError(f"{self.id}: the model refused on content grounds; rephrase the prompt",
                                          model=self.id)
+
+
+class _Accumulator:
+    """A streamed message's events put back together as the message's JSON, as a non-streamed call gets it."""
+
+    def __init__(self, forced: str | None) -> None:
+        self.forced = forced
+        self.message: dict[str, Any] = {"content": [], "usage": {}}
+        self.blocks: dict[int, dict[str, Any]] = {}
+        self.pieces: dict[int, list[str]] = {}  # a block's text, or a tool_use block's input JSON, in pieces
+
+    def read(self, event: Mapping[str, Any]) -> str | None:
+        """Take one event; the text it adds to the answer, if any."""
+        kind = event.get("type")
+        if kind == "message_start":
+            self.message = {**event["message"], "usage": dict(event["message"].get("usage") or {})}
+        elif kind == "content_block_start":
+            index, block = event["index"], dict(event["content_block"])
+            self.blocks[index] = block
+            self.pieces[index] = []
+        elif kind == "content_block_delta":
+            index, delta = event["index"], event["delta"]
+            if delta.get("type") == "text_delta":
+                self.pieces[index].append(delta["text"])
+                return str(delta["text"]) if self.forced is None else None
+            if delta.get("type") == "input_json_delta":
+                # Not yielded, even for the schema's answer: its text is the input re-serialized (final()),
+                # as a call not streamed gets it, so both record the same answer.
+                self.pieces[index].append(delta["partial_json"])
+        elif kind == "message_delta":
+            self.message.update({k: v for k, v in (event.get("delta") or {}).items() if v is not None})
+            self.message["usage"].update({k: v for k, v in (event.get("usage") or {}).items() if v is not None})
+        return None
+
+    def final(self) -> dict[str, Any]:
+        """The whole message: its content blocks in order, each with its text or input complete."""
+        content = []
+        for index in sorted(self.blocks):
+            block, pieces = self.blocks[index], self.pieces[index]
+            if block.get("type") == "text":
+                block = {**block, "text": (block.get("text") or "") + "".join(pieces)}
+            elif block.get("type") == "tool_use" and pieces:
+                block = {**block, "input": arguments_from_json("".join(pieces))}
+            content.append(block)
+        return {**self.message, "content": content}
+
+
+def read_message(message: Mapping[str, Any], usage: Usage, forced: str | None) -> str:
+    """The answer's text of a message (its JSON), its usage, stop reason and tool calls filled into ``usage``;
+    the batch reader reads each of its answers through here too."""
+    usage.raw = message
+    _read(message, usage)
+    text, usage.tool_calls = _content(message.get("content") or (), forced)
+    return text
 
 
 def _forced(request: Request) -> str | None:
@@ -132,20 +169,20 @@ def _tool(definition: Mapping[str, Any]) -> dict[str, Any]:
     return tool
 
 
-def _content(blocks: Sequence[Any], forced: str | None) -> tuple[str, list[dict[str, Any]]]:
+def _content(blocks: Sequence[Mapping[str, Any]], forced: str | None) -> tuple[str, list[dict[str, Any]]]:
     """(the answer's text, the tool calls) of a message; a forced schema tool's input is the text."""
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
     answer: str | None = None
     for block in blocks:
-        kind = getattr(block, "type", None)
+        kind = block.get("type")
         if kind == "text":
-            texts.append(block.text)
+            texts.append(block["text"])
         elif kind == "tool_use":
-            if forced is not None and block.name == forced and answer is None:
-                answer = json.dumps(block.input, ensure_ascii=False)
+            if forced is not None and block["name"] == forced and answer is None:
+                answer = json.dumps(block.get("input") or {}, ensure_ascii=False)
             else:
-                calls.append({"name": block.name, "arguments": dict(block.input or {})})
+                calls.append({"name": block["name"], "arguments": dict(block.get("input") or {})})
     return ("".join(texts) if answer is None else answer), calls
 
 
@@ -183,14 +220,14 @@ def _block(part: Mapping[str, Any]) -> dict[str, Any]:
     return {"type": "image", "source": {"type": "base64", "media_type": media_type, "data": data}}
 
 
-def _read(message: Any, usage: Usage) -> None:
-    u = message.usage
-    read = getattr(u, "cache_read_input_tokens", None) or 0
-    created = getattr(u, "cache_creation_input_tokens", None) or 0
+def _read(message: Mapping[str, Any], usage: Usage) -> None:
+    u = message.get("usage") or {}
+    read = u.get("cache_read_input_tokens") or 0
+    created = u.get("cache_creation_input_tokens") or 0
     # Anthropic counts cache reads and writes apart from input_tokens; protokit's
     # input_tokens is the whole prompt, with the cached part in cached_input_tokens.
-    usage.input_tokens = (u.input_tokens or 0) + read + created
-    usage.output_tokens = u.output_tokens
+    usage.input_tokens = (u.get("input_tokens") or 0) + read + created
+    usage.output_tokens = u.get("output_tokens")
     usage.cached_input_tokens = read or None
-    usage.finish_reason = message.stop_reason
-    usage.provider_model = message.model
+    usage.finish_reason = message.get("stop_reason")
+    usage.provider_model = message.get("model")

@@ -8,8 +8,8 @@ from typing import Any
 
 import openai
 
-from protokit.errors import ContentFilterError, MissingKeyError, ServerError
-from protokit.models._clients import ServerModel, client_for, transport_kwargs
+from protokit.errors import ContentFilterError, MissingKeyError, ServerError, safe_text
+from protokit.models._clients import ServerModel, client_for, post_json, transport_kwargs
 from protokit.models.base import Request, Usage
 from protokit.models.env import PROVIDER_ENV
 from protokit.models.images import image_data
@@ -59,48 +59,75 @@ class OpenAIModel(ServerModel):
         params = self._params(request)
         with self._sdk_errors(openai, "api.openai.com"):
             if request.stream:
-                stream = await client.chat.completions.create(
-                    **params, stream=True, stream_options={"include_usage": True})
+                stream = await post_json(client, openai, "/chat/completions", {
+                    **params, "stream": True, "stream_options": {"include_usage": True}}, stream=True)
                 calls: dict[int, tuple[list[str], list[str]]] = {}  # index -> (name pieces, argument pieces)
+                refusal: list[str] = []
                 async for chunk in stream:
-                    if chunk.usage is not None:
-                        _read_usage(chunk.usage, usage)
-                    if chunk.choices:
-                        choice = chunk.choices[0]
-                        if choice.finish_reason:
-                            usage.finish_reason = choice.finish_reason
-                        if choice.delta and choice.delta.content:
-                            yield choice.delta.content
-                        for tc in (choice.delta.tool_calls if choice.delta else None) or ():
-                            names, args = calls.setdefault(tc.index, ([], []))
-                            if tc.function is not None:
-                                names.append(tc.function.name or "")
-                                args.append(tc.function.arguments or "")
-                    usage.provider_model = chunk.model or usage.provider_model
+                    with self._shape():
+                        text = _read_chunk(chunk, usage, calls, refusal)
+                    if text:
+                        yield text
                 usage.tool_calls = [{"name": "".join(names), "arguments": arguments_from_json("".join(args))}
                                     for _, (names, args) in sorted(calls.items()) if "".join(names)]
+                if refusal:
+                    raise _refused(self.id, "".join(refusal))
             else:
-                completion = await client.chat.completions.create(**params)
-                yield read_completion(self.id, completion, usage)
+                completion = await post_json(client, openai, "/chat/completions", params)
+                with self._shape():
+                    text = read_completion(self.id, completion, usage)
+                yield text
 
 
-def read_completion(model_id: str, completion: Any, usage: Usage) -> str:
-    """The text of a non-streamed chat completion, its usage, finish reason and tool calls filled into
-    ``usage``; the batch reader reads each of its answers through here too."""
+def read_completion(model_id: str, completion: Mapping[str, Any], usage: Usage) -> str:
+    """The text of a non-streamed chat completion (its JSON), its usage, finish reason and tool calls
+    filled into ``usage``; the batch reader reads each of its answers through here too."""
     usage.raw = completion
-    usage.provider_model = completion.model
-    if completion.usage is not None:
-        _read_usage(completion.usage, usage)
-    if not completion.choices:
+    usage.provider_model = completion.get("model")
+    if completion.get("usage"):
+        _read_usage(completion["usage"], usage)
+    if not completion.get("choices"):
         raise ServerError(f"{model_id}: the response had no choices", model=model_id)
-    choice = completion.choices[0]
-    usage.finish_reason = choice.finish_reason
-    if choice.finish_reason == "content_filter":
+    choice = completion["choices"][0]
+    message = choice.get("message") or {}
+    usage.finish_reason = choice.get("finish_reason")
+    if usage.finish_reason == "content_filter":
         raise ContentFilterError(f"{model_id}: the answer was withheld by the content filter; rephrase the prompt",
                                  model=model_id)
-    usage.tool_calls = [{"name": fn.name, "arguments": arguments_from_json(fn.arguments)}
-                        for tc in choice.message.tool_calls or () if (fn := getattr(tc, "function", None))]
-    return str(choice.message.content or "")
+    if message.get("refusal") and not message.get("content"):
+        raise _refused(model_id, message["refusal"])
+    usage.tool_calls = [{"name": fn.get("name") or "", "arguments": arguments_from_json(fn.get("arguments"))}
+                        for tc in message.get("tool_calls") or () if (fn := tc.get("function"))]
+    return str(message.get("content") or "")
+
+
+def _read_chunk(chunk: Mapping[str, Any], usage: Usage, calls: dict[int, tuple[list[str], list[str]]],
+                refusal: list[str]) -> str | None:
+    """One streamed chunk read into ``usage``, ``calls`` (tool-call pieces) and ``refusal``; its text."""
+    if chunk.get("usage"):
+        _read_usage(chunk["usage"], usage)
+    usage.provider_model = chunk.get("model") or usage.provider_model
+    if not chunk.get("choices"):
+        return None
+    choice = chunk["choices"][0]
+    if choice.get("finish_reason"):
+        usage.finish_reason = choice["finish_reason"]
+    delta = choice.get("delta") or {}
+    for tc in delta.get("tool_calls") or ():
+        names, args = calls.setdefault(tc.get("index", 0), ([], []))
+        if fn := tc.get("function"):
+            names.append(fn.get("name") or "")
+            args.append(fn.get("arguments") or "")
+    if delta.get("refusal"):
+        refusal.append(delta["refusal"])
+    content = delta.get("content")
+    return str(content) if content else None
+
+
+def _refused(model_id: str, why: str) -> ContentFilterError:
+    """The model declined to answer (OpenAI's ``refusal``, e.g. to a structured-output request)."""
+    return ContentFilterError(f"{model_id}: the model refused ({safe_text(why):.120}); rephrase the prompt",
+                              model=model_id)
 
 
 def _function(definition: Mapping[str, Any]) -> dict[str, Any]:
@@ -132,10 +159,8 @@ def _part(part: Mapping[str, Any]) -> dict[str, Any]:
     return {"type": "image_url", "image_url": {"url": f"data:{media_type};base64,{data}"}}
 
 
-def _read_usage(u: Any, usage: Usage) -> None:
-    usage.input_tokens = u.prompt_tokens
-    usage.output_tokens = u.completion_tokens
-    details = getattr(u, "prompt_tokens_details", None)
-    usage.cached_input_tokens = getattr(details, "cached_tokens", None) if details else None
-    out_details = getattr(u, "completion_tokens_details", None)
-    usage.reasoning_tokens = getattr(out_details, "reasoning_tokens", None) if out_details else None
+def _read_usage(u: Mapping[str, Any], usage: Usage) -> None:
+    usage.input_tokens = u.get("prompt_tokens")
+    usage.output_tokens = u.get("completion_tokens")
+    usage.cached_input_tokens = (u.get("prompt_tokens_details") or {}).get("cached_tokens")
+    usage.reasoning_tokens = (u.get("completion_tokens_details") or {}).get("reasoning_tokens")

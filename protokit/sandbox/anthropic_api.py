@@ -9,7 +9,8 @@ from protokit.sandbox.replies import BadRequest, Chat, Reply, block_text, split_
 
 __all__ = ["AnthropicDialect"]
 
-_STOP = {"stop": "end_turn", "stop_sequence": "stop_sequence", "length": "max_tokens", "tool_use": "tool_use"}
+_STOP = {"stop": "end_turn", "stop_sequence": "stop_sequence", "length": "max_tokens", "tool_use": "tool_use",
+         "refusal": "refusal"}
 _ERRORS: dict[int, str] = {
     400: "invalid_request_error",
     401: "authentication_error",
@@ -131,6 +132,10 @@ class AnthropicDialect:
         """``{"type": "error", "error": {"type", "message"}}`` as the API sends it."""
         kind = _ERRORS.get(status, "api_error" if status >= 500 else "invalid_request_error")
         return _dumps({"type": "error", "error": {"type": kind, "message": message}}).encode()
+
+    def stream_error(self, status: int, message: str) -> bytes:
+        """An ``error`` event (such as ``overloaded_error``), as the API sends one mid-stream."""
+        return b"event: error\ndata: " + self.error(status, message) + b"\n\n"
 
     def malformed(self, stream: bool) -> bytes:
         """Truncated JSON, as a body or inside a message_start event."""

@@ -12,7 +12,9 @@ __all__ = ["FAULT_MESSAGES", "KNOWN_FAULTS", "STATUS_FAULTS", "FaultPlan", "pars
 # but for leaky401: a 401 whose message quotes the key the client sent, as a careless proxy's does
 # (to check that no credential gets through protokit's error texts).
 STATUS_FAULTS: dict[str, int] = {"400": 400, "401": 401, "429": 429, "500": 500, "529": 529}
-KNOWN_FAULTS: tuple[str, ...] = (*STATUS_FAULTS, "timeout", "reset", "malformed", "leaky401")
+# midstream: a streamed answer starts, then the stream carries an error event (Anthropic's
+# overloaded_error, OpenAI's {"error": ...} chunk) and ends; a request not streamed gets a 529.
+KNOWN_FAULTS: tuple[str, ...] = (*STATUS_FAULTS, "timeout", "reset", "malformed", "leaky401", "midstream")
 # The error message a status fault answers with (in a batch too).
 FAULT_MESSAGES: dict[int, str] = {
     400: "sandbox fault: invalid request",

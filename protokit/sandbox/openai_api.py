@@ -10,7 +10,7 @@ from protokit.sandbox.replies import BadRequest, Chat, Reply, block_text, split_
 
 __all__ = ["OpenAIDialect"]
 
-_FINISH = {"stop": "stop", "stop_sequence": "stop", "length": "length", "tool_use": "tool_calls"}
+_FINISH = {"stop": "stop", "stop_sequence": "stop", "length": "length", "tool_use": "tool_calls", "refusal": "stop"}
 _ERRORS: dict[int, tuple[str, str | None]] = {
     400: ("invalid_request_error", None),
     401: ("invalid_request_error", "invalid_api_key"),
@@ -83,6 +83,8 @@ class OpenAIDialect:
     def render(self, chat: Chat, reply: Reply) -> bytes:
         """A ``chat.completion`` object; ``n`` choices carry the same (deterministic) text or tool calls."""
         message: dict[str, Any] = {"role": "assistant", "content": reply.text, "refusal": None}
+        if reply.finish == "refusal":  # the explanation, in its own field, and no content
+            message.update(content=None, refusal=reply.text)
         if reply.tool_calls:
             message["content"] = reply.text or None
             message["tool_calls"] = [
@@ -130,8 +132,9 @@ class OpenAIDialect:
                     }
                 ]
             )
+            field = "refusal" if reply.finish == "refusal" else "content"
             for piece in split_pieces(reply.text):
-                emit([{"index": i, "delta": {"content": piece}, "logprobs": None, "finish_reason": None}])
+                emit([{"index": i, "delta": {field: piece}, "logprobs": None, "finish_reason": None}])
             for k, (name, args) in enumerate(reply.tool_calls):
                 # The call's id and name first, then its arguments' JSON in pieces, as the API streams them.
                 start = {"index": k, "id": _call_id(chat, k), "type": "function",
@@ -152,6 +155,10 @@ class OpenAIDialect:
         """``{"error": {"message", "type", "param", "code"}}`` as the API sends it."""
         kind, code = _ERRORS.get(status, ("server_error" if status >= 500 else "invalid_request_error", None))
         return _dumps({"error": {"message": message, "type": kind, "param": None, "code": code}}).encode()
+
+    def stream_error(self, status: int, message: str) -> bytes:
+        """``data: {"error": {...}}``: how the API reports a failure after the stream has started."""
+        return b"data: " + self.error(status, message) + b"\n\n"
 
     def malformed(self, stream: bool) -> bytes:
         """Truncated JSON, as a body or as one SSE event."""

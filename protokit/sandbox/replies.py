@@ -10,6 +10,9 @@ those calls of offered tools; one that forces a tool (``tool_choice`` naming it,
 text when that is a JSON object, else ``{"text": <the text>}``; one whose last message is a tool's
 result is answered with that result's text.
 
+Refusals, for ``echo``: a last user message ``refuse: WHY`` is refused with WHY as the model's
+explanation (OpenAI's ``refusal`` field, Anthropic's ``refusal`` stop reason).
+
 Images (OpenAI ``image_url`` parts, Anthropic ``image`` blocks) read as ``image sha256:<first 12 hex>
 (<bytes> bytes)`` for inline data and ``image url:<url>`` for a URL (:func:`block_text`), so ``echo``
 says what it was sent.
@@ -34,6 +37,7 @@ __all__ = [
     "block_text",
     "count_tokens",
     "default_text",
+    "echo_refusal",
     "echo_tool_calls",
     "finish",
     "split_pieces",
@@ -99,7 +103,7 @@ class Reply:
     """The text the sandbox answers with and why it ended."""
 
     text: str
-    finish: str  # "stop", "length", "stop_sequence" or "tool_use"
+    finish: str  # "stop", "length", "stop_sequence", "tool_use" or "refusal"
     stop_sequence: str | None
     completion_tokens: int
     tool_calls: list[tuple[str, dict[str, Any]]] = field(default_factory=list)  # (name, arguments)
@@ -132,6 +136,10 @@ class Dialect(Protocol):
 
     def malformed(self, stream: bool) -> bytes:
         """A body the SDK cannot decode, for the ``malformed`` fault."""
+        ...
+
+    def stream_error(self, status: int, message: str) -> bytes:
+        """An error event inside a stream that has started, for the ``midstream`` fault."""
         ...
 
 
@@ -209,6 +217,17 @@ def default_text(chat: Chat) -> str:
     words = [rng.choice(WORDS) for _ in range(rng.randint(5, 16))]
     words[0] = words[0].capitalize()
     return " ".join(words) + "."
+
+
+def echo_refusal(chat: Chat) -> Reply | None:
+    """The refusal ``echo`` answers a last user message ``refuse: WHY`` with, else None."""
+    if chat.model != "echo" or not chat.messages or chat.messages[-1][0] != "user":
+        return None
+    text = chat.messages[-1][1].strip()
+    if not text.startswith("refuse:"):
+        return None
+    why = text.removeprefix("refuse:").strip() or "I can't help with that."
+    return Reply(why, "refusal", None, count_tokens(why))
 
 
 _TOOL_LINE = re.compile(r"^tool:([A-Za-z0-9_-]{1,64})(?:\s+(.*))?$", re.S)

@@ -25,6 +25,7 @@ from protokit.sandbox.replies import (
     Dialect,
     Reply,
     default_text,
+    echo_refusal,
     echo_tool_calls,
     finish,
     tool_reply,
@@ -35,6 +36,7 @@ __all__ = ["SandboxServer", "Stats", "bind_socket"]
 
 _JSON = "application/json"
 _SSE = "text/event-stream"
+_MIDSTREAM_EVENTS = 3  # events a midstream fault sends before its error: the start and some text
 
 
 class Stats:
@@ -202,12 +204,21 @@ class SandboxServer:
         elif fault == "reset":
             self.stats.record(dialect.name, chat.model, "reset")
             return await self._reset_connection(request)
+        elif fault == "midstream" and not chat.stream:
+            return self._fault_response(dialect, chat, 529)
         else:
             await self._delay(chat.model)
             if fault == "timeout":
                 self.stats.record(dialect.name, chat.model, "timeout")
                 # Long enough that the client's own timeout fires; then answer as usual.
                 await asyncio.sleep(self.config.timeout_hold)
+            elif fault == "midstream":
+                self.stats.record(dialect.name, chat.model, "midstream")
+                # The answer's first events, then the error event: the status was already 200.
+                events = dialect.render_stream(chat, self.reply(chat)).split(b"\n\n")
+                body = b"".join(e + b"\n\n" for e in events[:_MIDSTREAM_EVENTS])
+                body += dialect.stream_error(529, "sandbox fault: overloaded mid-stream")
+                return web.Response(body=body, content_type=_SSE, headers={"Cache-Control": "no-cache"})
             else:
                 self.stats.record(dialect.name, chat.model, "malformed")
                 return web.Response(body=dialect.malformed(chat.stream), content_type=_SSE if chat.stream else _JSON)
@@ -223,6 +234,9 @@ class SandboxServer:
     def reply(self, chat: Chat) -> Reply:
         """What the model answers ``chat`` with: a script rule's reply, echo's tool calls, or the default text."""
         text = self._scripted(chat)
+        refusal = echo_refusal(chat) if text is None else None
+        if refusal is not None:
+            return refusal
         calls = echo_tool_calls(chat) if text is None and chat.model == "echo" else []
         return tool_reply(calls) if calls else finish(default_text(chat) if text is None else text, chat)
 
