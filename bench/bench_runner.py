@@ -227,6 +227,25 @@ async def main():
     return t, len([o for o in out if o])
 t0, ok = asyncio.run(main())
 """,
+    "stream: the SDK's SSE decoder, dicts (cast_to=object)": """
+import asyncio, openai
+async def main():
+    client = openai.AsyncOpenAI(base_url=BASE + "/v1", api_key="sandbox", max_retries=0,
+                                http_client=openai.DefaultAioHttpClient())
+    sem = asyncio.Semaphore(CONC)
+    async def one(model, prompt):
+        async with sem:
+            stream = await client.post("/chat/completions", cast_to=object, stream=True,
+                                       stream_cls=openai.AsyncStream[object],
+                                       body={"model": model, "messages": [{"role": "user", "content": prompt}],
+                                             "stream": True, "stream_options": {"include_usage": True}})
+            return "".join([c["choices"][0]["delta"].get("content") or "" async for c in stream if c["choices"]])
+    t = clock()
+    out = await asyncio.gather(*(one(m, p) for m, p in WORK))
+    await client.close()
+    return t, len([o for o in out if o])
+t0, ok = asyncio.run(main())
+""",
     "stream: pk.compare(stream=True) recording": """
 import openai, pandas, protokit as pk  # imported before the clock, as in the clients above
 pk.cache.configure(path=TMP + "/cache.db", mode="record")

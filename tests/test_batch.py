@@ -17,6 +17,7 @@ from pathlib import Path
 
 import anthropic
 import openai
+import pandas as pd
 import pytest
 from _cli import cli
 
@@ -190,6 +191,13 @@ def test_a_server_without_a_batch_api_says_so_per_row(sb):
         "batch=False").all()
 
 
+@pytest.mark.parametrize("stream", [{"stream": True}, {"on_chunk": lambda cell, text: None}])
+def test_batch_and_streaming_together_is_one_clear_error_before_any_request(sb, stream):
+    with pytest.raises(pk.ConfigError, match="batch=True cannot stream"):
+        pk.compare(models(sb, "openai:gpt-4.1-mini"), "{q}", CASES, batch=True, **stream)
+    assert sb.stats()["requests"] == 0 and sb.stats()["batches"] == {}
+
+
 def test_budget_holds_batch_calls_back(sb):
     r = pk.compare(models(sb, "openai:gpt-4.1-mini"), "{q}", CASES, batch=True, budget_usd=0.0).results
     assert (r["error"] == "not_run_budget").all() and sb.stats()["batches"] == {}
@@ -209,22 +217,28 @@ def test_estimate_prices_batched_calls_at_the_batch_price(sb):
 
 _KILLED = textwrap.dedent("""
     import sys, protokit as pk
-    openai_url, anthropic_url = sys.argv[1:3]
-    cases = [{"q": f"ticket {i}: my parcel never came"} for i in range(4)]
+    openai_url, anthropic_url, scorers = sys.argv[1:4]
+    cases = [{"q": f"ticket {i}: my parcel never came", "label": f"ticket {i}: my parcel never came"}
+             for i in range(4)]
     models = [pk.model("openai:gpt-4.1-mini", base_url=openai_url),
               pk.model("anthropic:claude-haiku-4-5", base_url=anthropic_url)]
-    pk.compare(models, "{q}", cases, batch=True)
+
+    def shouted(output):  # the user's own scorer: a stored run cannot make it again
+        return output.isupper()
+
+    pk.compare(models, "{q}", cases, scorers=eval(scorers), batch=True)
     print("finished: the batches should still have been pending")
 """)
 
 
-def _run_and_kill(sb, db: Path) -> str:
-    """Start compare(batch=True) in a process, SIGKILL it once both batches are in the run store; the run id."""
+def _run_and_kill(sb, db: Path, scorers: str = "[]") -> str:
+    """Start compare(batch=True) in a process (with ``scorers``, Python source), SIGKILL it once both batches
+    are in the run store; the run id."""
     sb.set_batch_delay(60)
     env = {**os.environ, "PROTOKIT_CACHE": str(db), "PROTOKIT_CACHE_MODE": "auto", "OPENAI_API_KEY": KEY,
            "ANTHROPIC_API_KEY": KEY}
-    proc = subprocess.Popen([sys.executable, "-c", _KILLED, sb.openai_base_url, sb.anthropic_base_url], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED, sb.openai_base_url, sb.anthropic_base_url, scorers],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60
         jobs: list = []
@@ -280,6 +294,70 @@ def test_protokit_runs_resume_finishes_a_killed_run_without_sending_again(sb, tm
 
     code, out = cli("runs", "resume", run_id, "--path", str(db))  # nothing pending: the rows again, from the cache
     assert code == 0 and "8/8 rows" in out and sb.stats()["requests"] == 0
+
+
+# A judge named by its spec (rebuilt from the run store) whose echoed template carries its verdict.
+_BUILT_INS = ('[pk.scorers.exact("label"), pk.scorers.contains("label", name="mentions"), '
+              'pk.scorers.judge("openai:echo", "about a parcel?", template="SCORE: 4\\nREASON: {rubric} {output}", '
+              'scale=(1, 5))]')
+
+
+def _resume(sb, monkeypatch, db: Path, run_id: str) -> tuple[int, str]:
+    sb.set_batch_delay(0.3)
+    for name in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY"):
+        monkeypatch.setenv(name, KEY)
+    monkeypatch.setenv("OPENAI_BASE_URL", sb.openai_base_url)  # where the judge's spec is served
+    return cli("runs", "resume", run_id, "--path", str(db))
+
+
+def _replayed(sb, db: Path, scorers: list) -> pd.DataFrame:
+    """The same compare run again in the notebook: every answer replayed from the run's cache file."""
+    pk.cache.configure(path=db, mode="replay")
+    sb.reset_stats()
+    cases = [{"q": c["q"], "label": c["label"]} for c in CASES]
+    again = pk.compare(models(sb), "{q}", cases, scorers=scorers)
+    assert sb.stats()["requests"] == 0
+    return again.results
+
+
+def test_resume_scores_the_rows_with_the_runs_built_in_scorers(sb, tmp_path, monkeypatch):
+    db = tmp_path / "scored.db"
+    run_id = _run_and_kill(sb, db, _BUILT_INS)
+    code, out = _resume(sb, monkeypatch, db, run_id)
+    assert code == 0 and "8/8 rows, 0 errors" in out and "not applied" not in out, out
+
+    r = pk.load_run(run_id, path=db).results
+    assert r["scorer_error"].isna().all(), r["scorer_error"].tolist()
+    assert r["score_judge"].tolist() == [0.75] * 8 and r["reason_judge"].str.startswith("about a parcel?").all()
+    # Scored as the same compare scores them in the notebook.
+    again = _replayed(sb, db, [pk.scorers.exact("label"), pk.scorers.contains("label", name="mentions"),
+                               pk.scorers.judge("openai:echo", "about a parcel?", scale=(1, 5),
+                                                template="SCORE: 4\nREASON: {rubric} {output}")])
+    cols = ["case", "model", "output", "score_exact", "reason_exact", "score_mentions", "score_judge", "reason_judge"]
+    assert again[cols].equals(r[cols])
+
+
+def test_resume_says_in_one_line_which_scorers_it_could_not_apply(sb, tmp_path, monkeypatch):
+    db = tmp_path / "unscored.db"
+    run_id = _run_and_kill(sb, db, '[pk.scorers.exact("label"), shouted]')
+    code, out = _resume(sb, monkeypatch, db, run_id)
+    assert code == 0, out
+    (line,) = [x for x in out.splitlines() if "not applied" in x]
+    assert line == ("scorer shouted not applied to the 8 rows answered now (a stored run cannot rebuild a scorer "
+                    "made from your own function or object); to apply it, run the same compare again: its "
+                    "answers replay from the cache")
+    assert f"run {run_id} (finished): 8/8 rows, 0 errors" in out
+
+    r = pk.load_run(run_id, path=db).results
+    assert r["score_exact"].notna().all() and r["score_shouted"].isna().all()
+    assert r["scorer_error"].str.startswith("shouted: not applied by `protokit runs resume`").all()
+
+    def shouted(output):
+        return output.isupper()
+
+    # What the line says to do: the same compare again scores every row, with no request made.
+    again = _replayed(sb, db, [pk.scorers.exact("label"), shouted])
+    assert again["score_shouted"].notna().all() and again["score_exact"].tolist() == r["score_exact"].tolist()
 
 
 def test_running_the_same_compare_again_picks_the_pending_batches_up(sb, tmp_path):

@@ -3,7 +3,8 @@
 Starts ``protokit sandbox`` (the demo's simulated models) and JupyterLab whose kernels
 inherit OPENAI_BASE_URL/OPENAI_API_KEY pointing at it, opens a notebook with a Compare
 widget, runs it, clicks Estimate and Run, waits for the grid, rates a cell, clicks
-"Use this model" and checks both the new cell and the results frame. Lab runs WITHOUT
+"Use this model" and checks both the new cell and the results frame; a second widget is
+cancelled mid-run, then finished through the provider's batch API (its batch toggle). Lab runs WITHOUT
 expose_app_in_browser, so the cell insertion is tested the way users get it.
 Screenshots go to tests/artifacts/; with PROTOKIT_UPDATE_SCREENSHOT=1 the widget's is copied to
 docs/widget.png, the README's picture.
@@ -220,6 +221,16 @@ def test_compare_widget_in_jupyterlab(browser: Any, lab: dict[str, Any]) -> None
         assert 1 <= finished < N_CASES
         assert slow.locator(".pk-gridcell .pk-err", has_text="cancelled").count() == N_CASES - finished
         slow.screenshot(path=str(ARTIFACTS / "cancelled.png"))
+
+        # The rest through the provider's batch API: the batch toggle, then the batch's line.
+        slow.locator(".pk-batch-toggle input[type=checkbox]").check()
+        slow.locator("button.pk-run").click()
+        slow.locator(".pk-status", has_text="done:").wait_for(timeout=60_000)
+        batch_line = slow.locator(".pk-batch").inner_text()
+        left = N_CASES - finished
+        assert f"{left} of {N_CASES} calls submitted in 1 batch · {left} done · 0 failed · openai completed" in \
+            batch_line, batch_line
+        assert slow.locator(".pk-gridcell .pk-out").count() == N_CASES
         if os.environ.get("PROTOKIT_UPDATE_SCREENSHOT"):  # refresh the README's picture on request only
             DOCS_SHOT.parent.mkdir(exist_ok=True)
             shutil.copyfile(ARTIFACTS / "widget.png", DOCS_SHOT)

@@ -6,7 +6,7 @@ Inside, arrows point one way::
     poller                         send, wait (progress bar), read into the cache, cancel
     registry                       which models can batch, each provider's backend
     openai | anthropic | ledger    each provider's batch API | the batches kept in the cache file
-    progress                       the text progress bar
+    progress                       where the batches are (BatchProgress), the text progress bar
     base                           the Backend protocol, batch prices
 
 A batched call is answered, cached (under the key the same call without a batch has) and
@@ -19,9 +19,10 @@ from __future__ import annotations
 
 from protokit.batch.base import Answer, Backend, Status, batch_cost, batch_reserve, check_batch
 from protokit.batch.ledger import Job, Ledger
-from protokit.batch.poller import BatchRun, run_calls
+from protokit.batch.poller import BatchRun, OnBatch, run_calls
+from protokit.batch.progress import BatchProgress
 from protokit.batch.registry import backend_for, batchable
 from protokit.batch.resume import open_jobs, resume_run
 
-__all__ = ["Answer", "Backend", "BatchRun", "Job", "Ledger", "Status", "backend_for", "batch_cost", "batch_reserve",
-           "batchable", "check_batch", "open_jobs", "resume_run", "run_calls"]
+__all__ = ["Answer", "Backend", "BatchProgress", "BatchRun", "Job", "Ledger", "OnBatch", "Status", "backend_for",
+           "batch_cost", "batch_reserve", "batchable", "check_batch", "open_jobs", "resume_run", "run_calls"]

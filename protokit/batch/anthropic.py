@@ -7,12 +7,12 @@ each answer is read as the adapter reads a message, so a batched answer is the a
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
 import anthropic
 
-from protokit.batch.base import Answer, Result, Status
+from protokit.batch.base import Answer, BatchInput, RequestOf, Result, Status
 from protokit.errors import (
     Cancelled,
     ContentFilterError,
@@ -47,12 +47,13 @@ class AnthropicBatches:
         """``{"custom_id", "params": <the Messages request, as the chat adapter posts it>}``."""
         return {"custom_id": custom_id, "params": _adapter(model)._params(request)}
 
-    async def submit(self, model: Model, lines: list[dict[str, Any]], *, run_id: str | None) -> dict[str, Any]:
-        """Create the batch."""
+    async def submit(self, model: Model, batch: BatchInput, *, run_id: str | None) -> dict[str, Any]:
+        """Create the batch (the API takes its requests in the JSON body: one batch's lines are decoded for it)."""
         m = _adapter(model)
+        lines = list(batch.lines())
         with m._sdk_errors(anthropic, _DEFAULT_SERVER):
-            batch = await m._client().messages.batches.create(requests=lines)  # type: ignore[arg-type]
-        return {"id": batch.id}
+            created = await m._client().messages.batches.create(requests=lines)  # type: ignore[arg-type]
+        return {"id": created.id}
 
     async def status(self, model: Model, ids: Mapping[str, Any]) -> Status:
         """``in_progress``/``canceling`` run; ``ended`` has its results ready."""
@@ -66,19 +67,20 @@ class AnthropicBatches:
                       provider_status=batch.processing_status)
 
     async def results(self, model: Model, ids: Mapping[str, Any],
-                      requests: Mapping[str, Request]) -> dict[str, Result]:
-        """Stream the results and read each one."""
+                      request_of: RequestOf) -> AsyncIterator[tuple[str, Result]]:
+        """Stream the results (JSONL) and read each one as it comes."""
         m = _adapter(model)
-        out: dict[str, Result] = {}
         with m._sdk_errors(anthropic, _DEFAULT_SERVER):
             decoder = await m._client().messages.batches.results(ids["id"])
             async for item in decoder:
-                if item.custom_id in requests:
-                    out[item.custom_id] = _read_result(m, item.result, requests[item.custom_id])
-        for cid in requests:
-            if cid not in out:
-                out[cid] = ServerError(f"{m.id}: the batch ended without a result for this request", model=m.id)
-        return out
+                request = request_of(item.custom_id)
+                if request is not None:
+                    yield item.custom_id, _read_result(m, item.result, request)
+
+    async def missing(self, model: Model, ids: Mapping[str, Any]) -> ProtokitError:
+        """An ended batch has a result for every request: one without is the provider's fault."""
+        m = _adapter(model)
+        return ServerError(f"{m.id}: the batch ended without a result for this request", model=m.id)
 
     async def cancel(self, model: Model, ids: Mapping[str, Any]) -> None:
         """Cancel the batch (requests already done keep their answers)."""

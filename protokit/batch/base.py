@@ -6,14 +6,18 @@ error per request, a :class:`Status` per batch). A batched call is billed at the
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import json
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from types import TracebackType
+from typing import IO, Any, Protocol
 
 from protokit.errors import ConfigError, ProtokitError
 from protokit.models import Model, Request, Usage, prices
 
-__all__ = ["Answer", "Backend", "Result", "Status", "batch_cost", "batch_reserve", "check_batch"]
+__all__ = ["Answer", "Backend", "BatchInput", "RequestOf", "Result", "Status", "batch_cost", "batch_reserve",
+           "check_batch"]
 
 
 @dataclass
@@ -25,17 +29,73 @@ class Answer:
 
 
 Result = Answer | ProtokitError
+RequestOf = Callable[[str], Request | None]  # the request a batch holds under a custom id, None for one it does not
+
+
+class BatchInput:
+    """A batch's requests as JSONL, one line each, written to a temporary file as they are made.
+
+    Each line is encoded once, when it is added, and the whole file is never held in memory: an
+    OpenAI input file of 190 MB is uploaded from disk. What :meth:`Backend.submit` sends.
+    """
+
+    def __init__(self, max_requests: int, max_bytes: int) -> None:
+        self.max_requests = max_requests
+        self.max_bytes = max_bytes
+        self.count = 0
+        self.size = 0
+        self._file: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close(), or the with block)
+
+    def add(self, line: Mapping[str, Any]) -> bool:
+        """Append one request's line; False, appending nothing, when it would pass the batch's limits.
+
+        A batch always takes its first line, so a line too big for any batch is sent (and refused) alone.
+        """
+        data = json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        if self.count and (self.count >= self.max_requests or self.size + len(data) > self.max_bytes):
+            return False
+        self._file.write(data)
+        self.count += 1
+        self.size += len(data)
+        return True
+
+    def file(self) -> IO[bytes]:
+        """The JSONL file, from its start (to upload it as it is)."""
+        self._file.flush()
+        self._file.seek(0)
+        return self._file
+
+    def lines(self) -> Iterator[dict[str, Any]]:
+        """The lines, decoded again one at a time (for an API that takes the requests in its JSON body)."""
+        for raw in self.file():
+            yield json.loads(raw)
+
+    def close(self) -> None:
+        """Delete the file."""
+        self._file.close()
+
+    def __enter__(self) -> BatchInput:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
 
 @dataclass
 class Status:
-    """Where a batch is: ``running``, ``ended`` (results ready) or ``failed`` (``message`` says why)."""
+    """Where a batch is: ``running``, ``ended`` (results ready) or ``failed`` (``message`` says why).
+
+    ``provider_status`` is the provider's own word for it (``validating``, ``in_progress``,
+    ``finalizing``, ``canceling``, ...), shown to the user while waiting.
+    """
 
     state: str
     done: int
     failed: int
     total: int
     message: str = ""
+    provider_status: str = ""
 
 
 class Backend(Protocol):
@@ -49,20 +109,34 @@ class Backend(Protocol):
         """One request in the provider's batch format (JSON-able)."""
         ...
 
-    async def submit(self, model: Model, lines: list[dict[str, Any]], *, run_id: str | None) -> dict[str, Any]:
-        """Create a batch of ``lines``; the provider's ids to keep (``id`` is the batch's)."""
+    async def submit(self, model: Model, batch: BatchInput, *, run_id: str | None) -> dict[str, Any]:
+        """Create a batch of the lines in ``batch``; the provider's ids to keep (``id`` is the batch's)."""
         ...
 
     async def status(self, model: Model, ids: Mapping[str, Any]) -> Status:
         """Where the batch is now."""
         ...
 
-    async def results(self, model: Model, ids: Mapping[str, Any], requests: Mapping[str, Request]) -> dict[str, Result]:
-        """Each request's answer or classified error, by custom id (an ended batch)."""
+    def results(self, model: Model, ids: Mapping[str, Any], request_of: RequestOf) -> AsyncIterator[tuple[str, Result]]:
+        """``(custom id, answer or classified error)`` of an ended batch's requests, one at a time as they are
+        read (never the whole results in memory); a result whose custom id ``request_of`` does not know is
+        skipped. A request the batch holds no result for is not yielded: see :meth:`missing`."""
+        ...
+
+    async def missing(self, model: Model, ids: Mapping[str, Any]) -> ProtokitError:
+        """The error of a request an ended batch's results hold nothing for (the batch was cancelled, expired...)."""
         ...
 
     async def cancel(self, model: Model, ids: Mapping[str, Any]) -> None:
         """Ask the provider to cancel the batch."""
+        ...
+
+    async def clean(self, model: Model, ids: Mapping[str, Any]) -> None:
+        """Delete what the batch left at the provider, once its results are stored (or it failed).
+
+        Something already gone counts as deleted; anything else that could not be deleted is
+        raised as one ProviderError naming it, after trying the rest.
+        """
         ...
 
 

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, Final
 
 import openai
 
-from protokit.batch.base import Answer, Result, Status
+from protokit.batch.base import Answer, BatchInput, RequestOf, Result, Status
 from protokit.errors import (
     Cancelled,
     ProtokitError,
@@ -50,25 +50,24 @@ class OpenAIBatches:
         """``{"custom_id", "method": "POST", "url": "/v1/chat/completions", "body": <the chat request>}``."""
         return {"custom_id": custom_id, "method": "POST", "url": ENDPOINT, "body": _adapter(model)._params(request)}
 
-    async def submit(self, model: Model, lines: list[dict[str, Any]], *, run_id: str | None) -> dict[str, Any]:
-        """Upload the requests as a JSONL file and create the batch over it."""
+    async def submit(self, model: Model, batch: BatchInput, *, run_id: str | None) -> dict[str, Any]:
+        """Upload the requests' JSONL file (streamed from disk) and create the batch over it."""
         m = _adapter(model)
         client = m._client()
-        data = "".join(json.dumps(line, ensure_ascii=False, separators=(",", ":")) + "\n" for line in lines)
         extra: dict[str, Any] = {"metadata": {"protokit_run": run_id}} if run_id else {}
         with m._sdk_errors(openai, _DEFAULT_SERVER):
-            upload = await client.files.create(file=("protokit-batch.jsonl", data.encode(), "application/jsonl"),
+            upload = await client.files.create(file=("protokit-batch.jsonl", batch.file(), "application/jsonl"),
                                                purpose="batch", timeout=_UPLOAD_TIMEOUT_S)
         try:
             with m._sdk_errors(openai, _DEFAULT_SERVER):
-                batch = await client.batches.create(input_file_id=upload.id, endpoint=ENDPOINT,
-                                                    completion_window="24h", **extra)
+                created = await client.batches.create(input_file_id=upload.id, endpoint=ENDPOINT,
+                                                      completion_window="24h", **extra)
         except ProviderError:
             # No batch holds the file, and nothing will ever read it: it would only keep the prompts there.
             with contextlib.suppress(Exception):
                 await _delete(m, upload.id)
             raise
-        return {"id": batch.id, "input_file_id": upload.id}
+        return {"id": created.id, "input_file_id": upload.id}
 
     async def status(self, model: Model, ids: Mapping[str, Any]) -> Status:
         """``validating``/``in_progress``/``finalizing``/``cancelling`` run; ``completed``, ``expired``
@@ -86,31 +85,36 @@ class OpenAIBatches:
         return Status(state, done, failed, total, provider_status=batch.status)
 
     async def results(self, model: Model, ids: Mapping[str, Any],
-                      requests: Mapping[str, Request]) -> dict[str, Result]:
-        """Read the output file (answers) and the error file (failed, expired or cancelled requests)."""
+                      request_of: RequestOf) -> AsyncIterator[tuple[str, Result]]:
+        """Stream the output file (answers), then the error file (failed, expired or cancelled requests), a line
+        at a time: a 190 MB output file is never held whole."""
         m = _adapter(model)
         client = m._client()
-        out: dict[str, Result] = {}
         with m._sdk_errors(openai, _DEFAULT_SERVER):
             batch = await client.batches.retrieve(ids["id"])
-            for file_id in (batch.output_file_id, batch.error_file_id):
-                if not file_id:
-                    continue
-                content = await client.files.content(file_id, timeout=_UPLOAD_TIMEOUT_S)
-                for raw in content.text.splitlines():
-                    if not raw.strip():
-                        continue
-                    try:
-                        line = json.loads(raw)
-                    except ValueError:
-                        continue  # one unreadable line: its request gets "no result" below
-                    cid = line.get("custom_id") if isinstance(line, dict) else None
-                    if isinstance(cid, str) and cid in requests:
-                        out[cid] = _read_line(m, line)
-        for cid in requests:
-            if cid not in out:
-                out[cid] = _missing(m, batch.status)
-        return out
+        for file_id in (batch.output_file_id, batch.error_file_id):
+            if not file_id:
+                continue
+            with m._sdk_errors(openai, _DEFAULT_SERVER):
+                async with client.files.with_streaming_response.content(file_id,
+                                                                         timeout=_UPLOAD_TIMEOUT_S) as content:
+                    async for raw in content.iter_lines():
+                        if not raw.strip():
+                            continue
+                        try:
+                            line = json.loads(raw)
+                        except ValueError:
+                            continue  # one unreadable line: its request ends as missing
+                        cid = line.get("custom_id") if isinstance(line, dict) else None
+                        if isinstance(cid, str) and request_of(cid) is not None:
+                            yield cid, _read_line(m, line)
+
+    async def missing(self, model: Model, ids: Mapping[str, Any]) -> ProtokitError:
+        """Not run (a cancelled or expired batch), else a result the batch should have had."""
+        m = _adapter(model)
+        with m._sdk_errors(openai, _DEFAULT_SERVER):
+            batch = await m._client().batches.retrieve(ids["id"])
+        return _missing(m, batch.status)
 
     async def cancel(self, model: Model, ids: Mapping[str, Any]) -> None:
         """Cancel the batch (requests already done keep their answers)."""

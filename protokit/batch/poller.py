@@ -5,10 +5,12 @@
 server and model, deduplicated by cache key (the key is each request's custom id), and sent as
 batches, unless a batch that holds them is still pending in the ledger (a run killed while
 waiting): that one is picked up instead of sending them again. Every batch is recorded in the
-ledger as soon as the provider accepts it, then polled (with a text progress bar) until it ends;
+ledger as soon as the provider accepts it, then polled until it ends (after each look, its
+:class:`~protokit.batch.progress.BatchProgress` goes to ``on_batch``, else to a text progress bar);
 its answers are written to the cache under the keys the same calls would use without a batch,
-and each call ends as an Outcome, as the runner's do. Cancelling (``runner.cancel()``, Ctrl-C)
-cancels the batches at the provider.
+and each call ends as an Outcome, as the runner's do. Only then is what the batch left at the
+provider deleted (its files; a failed delete is logged, never fatal), so a process killed before
+can still read it. Cancelling (``runner.cancel()``, Ctrl-C) cancels the batches at the provider.
 
 A run whose process ended is finished from the ledger by :mod:`protokit.batch.resume`.
 """
@@ -18,35 +20,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from protokit import cache as cache_mod
-from protokit.batch.base import Answer, Backend, Result, Status, batch_cost, batch_reserve
+from protokit.batch.base import Answer, Backend, BatchInput, Result, Status, batch_cost, batch_reserve
 from protokit.batch.ledger import Job, Ledger
-from protokit.batch.progress import TextBar
+from protokit.batch.progress import BatchProgress, TextBar, batch_progress
 from protokit.batch.registry import backend_for, backend_named, batchable
 from protokit.errors import BadRequestError, Cancelled, ProtokitError, ProviderError, safe_text
 from protokit.models import Model, Request, Response, base
 from protokit.runner import Call, Outcome, Progress, Runner
 from protokit.secrets import looks_like_key
 
-__all__ = ["POLL_FIRST_S", "POLL_MAX_S", "BatchRun", "Live", "Pending", "request_of", "run_calls"]
+__all__ = ["POLL_FIRST_S", "POLL_MAX_S", "BatchRun", "Live", "OnBatch", "Pending", "request_of", "run_calls"]
 
 POLL_FIRST_S = 0.2  # the first look; each next one waits 1.5x longer, up to POLL_MAX_S
 POLL_MAX_S = 30.0
 _POLL_GROWTH = 1.5
 _CANCEL_WAIT_S = 3.0  # Ctrl-C: how long to wait for the provider to accept the cancel
 _MAX_POLL_FAILURES = 8  # retryable errors in a row while polling before the run stops waiting
+_STORE_EVERY = 2000  # results read from a batch before they are written (cache, ledger) and their calls ended
 
 OnOutcome = Callable[[Outcome, Progress], None]
+OnBatch = Callable[[BatchProgress], None]
+
+_log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(slots=True)
 class Pending:
-    """One request to send (or being waited for), and the calls (positions) it answers."""
+    """One request to send (or being waited for), and the calls (positions) it answers; dropped once answered."""
 
     key: str
     model: Model
@@ -116,17 +123,10 @@ def request_of(d: Mapping[str, Any]) -> Request:
                    int(d.get("sample", 0)))
 
 
-def _chunks(backend: Backend, lines: list[dict[str, Any]]) -> Iterator[tuple[int, int]]:
-    """(start, end) slices of lines that fit one batch: its request count and size limits."""
-    start, size = 0, 0
-    for i, line in enumerate(lines):
-        n = len(json.dumps(line, ensure_ascii=False).encode()) + 1
-        if i > start and (i - start >= backend.max_requests or size + n > backend.max_bytes):
-            yield start, i
-            start, size = i, 0
-        size += n
-    if start < len(lines):
-        yield start, len(lines)
+def _error_info(error: ProtokitError) -> dict[str, Any]:
+    """What the ledger keeps of the error a request ended in."""
+    return {"kind": getattr(error, "kind", None) or type(error).__name__.lower(),
+            "status": getattr(error, "status", None), "message": str(error)}
 
 
 class BatchRun:
@@ -134,7 +134,8 @@ class BatchRun:
 
     def __init__(self, calls: Sequence[Call], *, cache: cache_mod.Cache, runner: Runner | None = None,
                  run_id: str | None = None, on_outcome: OnOutcome | None = None,
-                 cancel_on_interrupt: bool = True, bar: TextBar | None = None) -> None:
+                 cancel_on_interrupt: bool = True, bar: TextBar | None = None,
+                 on_batch: OnBatch | None = None, keep: bool = True) -> None:
         self.calls = list(calls)
         self.cache = cache
         self.runner = runner
@@ -143,16 +144,23 @@ class BatchRun:
         self.cancel_on_interrupt = cancel_on_interrupt
         self.ledger = Ledger(cache)
         self.progress = Progress(total=len(self.calls))
-        self.outcomes: list[Outcome | None] = [None] * len(self.calls)
+        # keep=False: an outcome is only handed to on_outcome (compare makes its row there), never held.
+        self.keep = keep
+        self.outcomes: list[Outcome | None] = [None] * len(self.calls) if keep else []
+        self._ended = bytearray(len(self.calls))
         self.jobs: list[Live] = []
         self.bar = bar if bar is not None else TextBar()
+        self.on_batch = on_batch  # shows the batches' progress instead of the bar
+        self.started = time.monotonic()
 
     # -- ending calls -------------------------------------------------------------------------
     def end(self, pos: int, outcome: Outcome) -> None:
         """End one call (once): count it and hand it on."""
-        if self.outcomes[pos] is not None:
+        if self._ended[pos]:
             return
-        self.outcomes[pos] = outcome
+        self._ended[pos] = 1
+        if self.keep:
+            self.outcomes[pos] = outcome
         _tally(self.progress, outcome)
         if self.on_outcome is not None:
             self.on_outcome(outcome, self.progress)
@@ -184,6 +192,7 @@ class BatchRun:
         live.done = True
         for p in live.pending.values():
             self._end_pending(p, error)
+        live.pending.clear()
 
     # -- compare(batch=True) ------------------------------------------------------------------
     def _partition(self) -> tuple[dict[tuple[Any, ...], dict[str, Pending]], list[int]]:
@@ -239,7 +248,7 @@ class BatchRun:
         if not where:
             return
         for job in self.ledger.pending_for(list(where)):
-            held = [k for k in job.keys if k in where and k in where[k]]
+            held = [k for k in self.ledger.keys(job) if k in where and k in where[k]]
             if not held:
                 continue
             model = where[held[0]][held[0]].model
@@ -248,30 +257,43 @@ class BatchRun:
             self.jobs.append(Live(job, backend_named(job.provider), model, {k: where[k].pop(k) for k in held}))
 
     async def _submit(self, groups: dict[tuple[Any, ...], dict[str, Pending]]) -> None:
+        """Send each group's requests as batches, each line written to its batch's file as it is made."""
         for pending in groups.values():
             if not pending:
                 continue
-            ps = list(pending.values())
-            model = ps[0].model
+            model = next(iter(pending.values())).model
             backend = backend_for(model)
             assert backend is not None
-            lines = [backend.line(model, p.request, p.key) for p in ps]
-            for start, end in _chunks(backend, lines):
-                chunk = ps[start:end]
-                try:
-                    ids = await backend.submit(model, lines[start:end], run_id=self.run_id)
-                except ProviderError as exc:
-                    for p in chunk:
-                        self._end_pending(p, _submit_error(exc, model))
-                    continue
-                requests = {p.key: {"request": p.request.key_dict(), "tags": [_tag(self.calls[i].tag)
-                                                                              for i in p.positions]}
-                            for p in chunk}
-                job = Job(str(ids["id"]), self.run_id, backend.provider, model.spec, "submitted",
-                          {"model_id": model.id, "base_url": _server(model), "price": model.price, "ids": ids,
-                           "submitted": time.time(), "requests": requests})
-                self.ledger.save(job)  # at once: a process killed from here on leaves a batch to resume
-                self.jobs.append(Live(job, backend, model, {p.key: p for p in chunk}))
+            chunk: list[Pending] = []
+            batch = BatchInput(backend.max_requests, backend.max_bytes)
+            try:
+                for p in pending.values():
+                    line = backend.line(model, p.request, p.key)
+                    if not batch.add(line):  # full: send it, start the next one with this line
+                        await self._send(backend, model, batch, chunk)
+                        batch.close()
+                        batch, chunk = BatchInput(backend.max_requests, backend.max_bytes), []
+                        batch.add(line)
+                    chunk.append(p)
+                if chunk:
+                    await self._send(backend, model, batch, chunk)
+            finally:
+                batch.close()
+
+    async def _send(self, backend: Backend, model: Model, batch: BatchInput, chunk: list[Pending]) -> None:
+        """Send one batch and record it in the ledger at once: a process killed from then on leaves it to resume."""
+        try:
+            ids = await backend.submit(model, batch, run_id=self.run_id)
+        except ProviderError as exc:
+            for p in chunk:
+                self._end_pending(p, _submit_error(exc, model))
+            return
+        job = Job(str(ids["id"]), self.run_id, backend.provider, model.spec, "submitted",
+                  {"model_id": model.id, "base_url": _server(model), "price": model.price, "ids": ids,
+                   "submitted": time.time(), "size": len(chunk)})
+        self.ledger.save(job, ((p.key, p.request.key_dict(), [_tag(self.calls[i].tag) for i in p.positions])
+                               for p in chunk))
+        self.jobs.append(Live(job, backend, model, {p.key: p for p in chunk}))
 
     async def _direct(self, positions: list[int]) -> None:
         """The calls no batch carries, through the runner; their outcomes counted with the batches'."""
@@ -290,7 +312,7 @@ class BatchRun:
 
         runner.on_result = relay
         try:
-            outcomes = await runner.run([self.calls[pos] for pos in positions])
+            outcomes = await runner.run([self.calls[pos] for pos in positions], keep=self.keep)
         finally:
             runner.on_result = saved
         for outcome in outcomes:  # the runner ends every call through on_result; a safety net
@@ -318,9 +340,10 @@ class BatchRun:
         return self.finished()
 
     def finished(self) -> list[Outcome]:
-        """Every call's outcome in order (a call left without one, which should not happen, is an error)."""
-        for pos, outcome in enumerate(self.outcomes):
-            if outcome is None:
+        """Every call's outcome in order (a call left without one, which should not happen, is an error);
+        with ``keep=False`` none is kept: each was handed to ``on_outcome``."""
+        for pos, ended in enumerate(self._ended):
+            if not ended:
                 self.end(pos, Outcome(self.calls[pos], error=ProviderError("no outcome from its batch")))
         return [o for o in self.outcomes if o is not None]
 
@@ -332,7 +355,7 @@ class BatchRun:
     async def wait(self) -> None:
         """Poll every batch until it ends, reading each as it does; cancel them when the run is cancelled."""
         interval = POLL_FIRST_S
-        total = sum(len(j.job.keys) for j in self.jobs)
+        total = sum(j.job.size for j in self.jobs)
         try:
             while True:
                 live = [j for j in self.jobs if not j.done]
@@ -343,7 +366,7 @@ class BatchRun:
                     break
                 for j in live:
                     await self._poll(j)
-                self.bar.show([j.status for j in self.jobs], total)
+                self._show(total)  # once a round: polls are POLL_FIRST_S or more apart, so a few a second at most
                 if all(j.done for j in self.jobs):
                     break
                 await self._sleep(interval)
@@ -356,6 +379,18 @@ class BatchRun:
             raise
         finally:
             self.bar.close()
+
+    def _show(self, total: int) -> None:
+        progress = batch_progress([j.status for j in self.jobs], [j.job.provider for j in self.jobs], total,
+                                  time.monotonic() - self.started)
+        if self.on_batch is None:
+            self.bar.show(progress)
+            return
+        try:
+            self.on_batch(progress)
+        except Exception as exc:  # a display must not lose the run
+            _log.warning("batch progress: on_batch raised %s: %s; the run goes on", type(exc).__name__,
+                         safe_text(str(exc)))
 
     async def _sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds
@@ -381,30 +416,80 @@ class BatchRun:
             self.ledger.set_status(j.job, "failed")
             self._fail(j, BadRequestError(f"{j.model.id}: the provider failed batch {j.job.id}: {status.message}",
                                           model=j.model.id))
+            await self._clean(j)  # it never ran: its input file is all it left
 
     async def _collect(self, j: Live) -> None:
-        """Read an ended batch: answers into the cache (all of them, even those this run does not wait for),
-        errors into the ledger, then end the calls waiting for them."""
-        requests = {key: (j.pending[key].request if key in j.pending else request_of(info["request"]))
-                    for key, info in j.job.state["requests"].items()}
-        results = await j.backend.results(j.model, j.job.state["ids"], requests)
+        """Read an ended batch as its results stream in: answers into the cache (all of them, even those this
+        run does not wait for) and errors into the ledger, a few thousand at a time, each lot's calls ended
+        once it is stored; then the requests it held no result for."""
         latency = max(0.0, time.time() - float(j.job.state.get("submitted") or time.time()))
+        others: dict[str, Request] = {}  # read for requests this run does not wait for (a batch picked up)
+
+        def request(key: str) -> Request | None:
+            p = j.pending.get(key)
+            if p is not None:
+                return p.request
+            found = self.ledger.request(j.job, key)
+            if found is None:
+                return None
+            others[key] = made = request_of(found)
+            return made
+
+        read = 0
+        lot: list[tuple[str, Result]] = []
+        async for key, result in j.backend.results(j.model, j.job.state["ids"], request):
+            lot.append((key, result))
+            read += 1
+            if len(lot) >= _STORE_EVERY:
+                self._store(j, lot, others, latency)
+                lot = []
+        self._store(j, lot, others, latency)
+        missing: ProtokitError | None = None
+        if j.pending or read < j.job.size:
+            missing = await j.backend.missing(j.model, j.job.state["ids"])
+            self.ledger.add_missing(j.job, _error_info(missing))
+        self.ledger.set_status(j.job, "collected")
+        j.done = True
+        if missing is not None:
+            for p in j.pending.values():
+                self._end_pending(p, missing, latency)
+        j.pending.clear()
+        # Only now, with every answer in the cache and the job collected: a crash before this line
+        # leaves the batch to be read again. A cache that keeps nothing keeps the files instead.
+        if self.ledger.writable:
+            await self._clean(j)
+
+    def _store(self, j: Live, lot: list[tuple[str, Result]], others: dict[str, Request], latency: float) -> None:
+        """Write a lot of a batch's results (answers to the cache, errors to the ledger), then end their calls."""
         entries = []
-        errors: dict[str, Any] = {}
-        for key, result in results.items():
-            request = requests[key]
+        errors = []
+        answered: list[tuple[Pending, Result]] = []
+        for key, result in lot:
+            p = j.pending.pop(key, None)
+            request = p.request if p is not None else others.pop(key, None)
+            if request is None:
+                continue  # read twice: stored the first time
             if isinstance(result, Answer):
-                model = j.pending[key].model if key in j.pending else j.model
+                model = p.model if p is not None else j.model
                 entries.append((key, request.key_dict(), _response(model, request, result, key, latency).entry()))
             else:
-                errors[key] = {"kind": getattr(result, "kind", None) or type(result).__name__.lower(),
-                               "status": getattr(result, "status", None), "message": str(result)}
+                errors.append((key, _error_info(result)))
+            if p is not None:
+                answered.append((p, result))
         if entries:
             self.cache.put_many(entries)
-        self.ledger.set_status(j.job, "collected", errors)
-        j.done = True
-        for key, p in j.pending.items():
-            self._end_pending(p, results[key], latency)
+        if errors:
+            self.ledger.add_errors(j.job, errors)
+        for p, result in answered:
+            self._end_pending(p, result, latency)
+
+    async def _clean(self, j: Live) -> None:
+        """Delete what a batch left at the provider; a failure is logged, never the run's."""
+        try:
+            await j.backend.clean(j.model, j.job.state["ids"])
+        except Exception as exc:
+            _log.warning("batch cleanup: %s batch %s: %s; its answers are in the cache, delete it at the provider "
+                         "or let it expire", j.job.provider, j.job.id, safe_text(str(exc)))
 
     async def cancel_at_provider(self, live: list[Live]) -> None:
         for j in live:
@@ -443,12 +528,15 @@ def _submit_error(exc: ProviderError, model: Model) -> ProviderError:
 
 
 async def run_calls(calls: Sequence[Call], runner: Runner, *, run_id: str | None, on_outcome: OnOutcome,
-                    checkpoint: Callable[[], None] | None = None) -> list[Outcome]:
-    """``compare(batch=True)``: every call ends through ``on_outcome``; returns the outcomes in order.
+                    checkpoint: Callable[[], None] | None = None, on_batch: OnBatch | None = None) -> list[Outcome]:
+    """``compare(batch=True)``: every call ends through ``on_outcome``, which is the only one to see its outcome
+    (none is kept, so a 300,000-call run holds no outcome once its row is made): returns [].
 
-    Calls made while scoring (a judge's) get the run's context, as inside ``runner.run``.
+    Calls made while scoring (a judge's) get the run's context, as inside ``runner.run``. ``on_batch``
+    is handed the batches' progress after each look at them (instead of the text bar).
     """
-    batch = BatchRun(calls, cache=cache_mod.get_cache(), runner=runner, run_id=run_id, on_outcome=on_outcome)
+    batch = BatchRun(calls, cache=cache_mod.get_cache(), runner=runner, run_id=run_id, on_outcome=on_outcome,
+                     on_batch=on_batch, keep=False)
     try:
         with base.use_pipeline(runner.context.pipeline()):
             return await batch.run(checkpoint)

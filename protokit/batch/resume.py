@@ -58,42 +58,41 @@ async def resume_run(run_id: str, cache: cache_mod.Cache, *, cancel: bool = Fals
     if cache.mode in ("off", "replay") or cache.readonly:
         raise ConfigError(f"resuming a run records its answers: the cache is {cache.mode}"
                           f"{' and read-only' if cache.readonly else ''}; use PROTOKIT_CACHE_MODE=auto")
-    jobs = [j for j in Ledger(cache).for_run(run_id) if j.status in (*OPEN, "collected")]
+    ledger = Ledger(cache)
+    jobs = [j for j in ledger.for_run(run_id) if j.status in (*OPEN, "collected")]
     calls: list[Call] = []
     live: list[Live] = []
-    done: list[tuple[Job, Model, dict[str, list[int]]]] = []
+    done: list[tuple[Job, Model, str, list[int], Mapping[str, Any] | None]] = []
     for job in jobs:
         model = _model_of(job)
-        positions: dict[str, list[int]] = {}
         pending: dict[str, Pending] = {}
-        for key, info in job.state["requests"].items():
-            request = request_of(info["request"])
-            positions[key] = []
-            for tag in info.get("tags") or ():
-                positions[key].append(len(calls))
+        for held in ledger.requests(job):
+            request = request_of(held.request)
+            positions: list[int] = []
+            for tag in held.tags:
+                positions.append(len(calls))
                 calls.append(Call(model, request, tag=tag))
-            pending[key] = Pending(key, model, request, positions[key])
-        if job.status == "collected":
-            done.append((job, model, positions))
-        else:
+            if job.status == "collected":
+                done.append((job, model, held.key, positions, held.error))
+            else:
+                pending[held.key] = Pending(held.key, model, request, positions)
+        if job.status != "collected":
             live.append(Live(job, backend_named(job.provider), model, pending))
     batch = BatchRun(calls, cache=cache, run_id=run_id, cancel_on_interrupt=False, bar=bar)
     batch.jobs = live
-    for job, model, positions in done:
-        errors = job.state.get("errors") or {}
-        for key, where in positions.items():
-            entry = cache.get(key)
-            for pos in where:
-                call = calls[pos]
-                if key in errors or entry is None:
-                    batch.end(pos, Outcome(call, error=_stored_error(errors.get(key) or {
-                        "message": f"{model.id}: the answer read from batch {job.id} is no longer in the cache"})))
-                    continue
-                response = Response.from_entry(model.id, entry, sample=call.request.sample, key=key)
-                try:
-                    batch.end(pos, Outcome(call, response=model.finish(call.request, response)))
-                except ProtokitError as exc:
-                    batch.end(pos, Outcome(call, error=exc))
+    for job, model, key, where, error in done:
+        entry = cache.get(key) if error is None else None
+        for pos in where:
+            call = calls[pos]
+            if entry is None:
+                batch.end(pos, Outcome(call, error=_stored_error(error or {
+                    "message": f"{model.id}: the answer read from batch {job.id} is no longer in the cache"})))
+                continue
+            response = Response.from_entry(model.id, entry, sample=call.request.sample, key=key)
+            try:
+                batch.end(pos, Outcome(call, response=model.finish(call.request, response)))
+            except ProtokitError as exc:
+                batch.end(pos, Outcome(call, error=exc))
     if cancel:
         await batch.cancel_at_provider(live)
     await batch.wait()

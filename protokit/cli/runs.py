@@ -86,11 +86,12 @@ def resume(run_id: str, path: Path | None, cancel: bool) -> None:
     """Finish a run whose batches were pending when its process ended (compare(batch=True)).
 
     Waits for the batches the run sent (nothing is sent again), reads their answers into the
-    cache and stores the rows they answer; Ctrl-C stops waiting and leaves them pending.
+    cache and stores the rows they answer, scored by the run's built-in scorers (a line says
+    which of your own were not applied); Ctrl-C stops waiting and leaves them pending.
     """
     from protokit.comparisons import resume_run
 
-    cmp = resume_run(run_id, path=path or default_path(), cancel=cancel)
+    cmp = resume_run(run_id, path=path or default_path(), cancel=cancel, say=click.echo)
     results = cmp.results
     errors = int(results["error"].notna().sum()) if "error" in results else 0
     total = len(cmp.cases) * len(cmp.candidates) * cmp.samples

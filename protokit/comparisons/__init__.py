@@ -17,12 +17,14 @@ names below.
 
 from __future__ import annotations
 
+from protokit.batch import BatchProgress
 from protokit.comparisons.comparison import Comparison, load_run
 from protokit.comparisons.diff import RunDiff
 from protokit.comparisons.estimates import TYPICAL_LATENCY_S, Estimate, estimate
 from protokit.comparisons.plan import (
     DEFAULT_CONCURRENCY,
     CompareArgs,
+    OnBatch,
     OnChunk,
     OnResult,
     OnStart,
@@ -41,9 +43,11 @@ __all__ = [
     "CANDIDATE_SEP",
     "DEFAULT_CONCURRENCY",
     "TYPICAL_LATENCY_S",
+    "BatchProgress",
     "CompareArgs",
     "Comparison",
     "Estimate",
+    "OnBatch",
     "OnChunk",
     "OnResult",
     "OnStart",

@@ -140,8 +140,8 @@ def estimate(*args: Any, **kwargs: Any) -> Estimate:
     (listed in ``unknown_price``). Time is the calls to run / concurrency x the model's
     median recorded latency (``TYPICAL_LATENCY_S`` = 2 s when none is recorded).
     Judge calls are counted separately, as if none were cached. ``on_result``,
-    ``on_start``, ``retries`` and ``timeout`` are accepted so the same arguments fit
-    both calls; they change nothing here. With ``batch=True`` the calls a provider batch
+    ``on_start``, ``on_batch``, ``retries`` and ``timeout`` are accepted so the same arguments
+    fit both calls; they change nothing here. With ``batch=True`` the calls a provider batch
     API carries are priced at the table's batch price (``batch_input``/``batch_output``)
     and take no time here: a batch ends within 24 h (``batched`` counts them).
     """

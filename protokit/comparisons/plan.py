@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, ParamSpec, TypeVar, cast
 
 import pandas as pd
 
+from protokit.batch import OnBatch
 from protokit.comparisons.prompts import (
     Prompt,
     SinglePrompt,
@@ -43,6 +44,7 @@ __all__ = [
     "RESULT_COLUMNS",
     "VARIANT_COLUMNS",
     "CompareArgs",
+    "OnBatch",
     "OnChunk",
     "OnResult",
     "OnStart",
@@ -298,6 +300,7 @@ class CompareArgs:
     run_tools: bool = False
     max_steps: int | None = None
     batch: bool = False  # through the providers' batch APIs (protokit.batch)
+    on_batch: OnBatch | None = None  # fn(BatchProgress) while waiting for them
 
     def as_kwargs(self) -> dict[str, Any]:
         """The arguments by name, ready for ``compare(**args.as_kwargs())``."""

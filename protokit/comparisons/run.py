@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -28,7 +28,7 @@ from protokit.runner import Call, Outcome, Progress, Runner, retry_policy
 from protokit.scorers import Scorer, to_score
 from protokit.scorers._judge import Judge
 
-__all__ = ["acompare", "compare"]
+__all__ = ["acompare", "compare", "score_rows"]
 
 
 class _Run:
@@ -115,16 +115,7 @@ class _Run:
         self.emit(idx, row, progress)
 
     def apply(self, scorer: Scorer, result: Any, row: dict[str, Any], errors: list[str]) -> None:
-        try:
-            score = to_score(result, scorer.name)
-        except ScorerTypeError as exc:
-            errors.append(str(exc))
-            return
-        row[f"score_{scorer.name}"] = score.value
-        if scorer.reasons:
-            row[f"reason_{scorer.name}"] = score.reason
-        if self.judged and score.cost_usd is not None:
-            row["judge_cost_usd"] = (row["judge_cost_usd"] or 0.0) + score.cost_usd
+        _apply(scorer, result, row, errors, self.judged)
 
     async def score_async(self, idx: int, row: dict[str, Any], case: dict[str, Any], errors: list[str],
                           progress: Progress) -> None:
@@ -172,6 +163,45 @@ class _Run:
                           RuntimeWarning, stacklevel=3)
 
 
+def _apply(scorer: Scorer, result: Any, row: dict[str, Any], errors: list[str], judged: bool) -> None:
+    """A scorer's result into its row (score, reason, a judge's cost), or what is wrong with it into ``errors``."""
+    try:
+        score = to_score(result, scorer.name)
+    except ScorerTypeError as exc:
+        errors.append(str(exc))
+        return
+    row[f"score_{scorer.name}"] = score.value
+    if scorer.reasons:
+        row[f"reason_{scorer.name}"] = score.reason
+    if judged and score.cost_usd is not None:
+        row["judge_cost_usd"] = (row["judge_cost_usd"] or 0.0) + score.cost_usd
+
+
+async def score_rows(scorers: Sequence[Scorer], rows: Sequence[tuple[dict[str, Any], Mapping[str, Any]]], *,
+                     judged: bool, concurrency: int) -> None:
+    """Score answered rows in place, each against its case, as a run does (``scorer_error`` says what failed).
+
+    For rows answered after their run ended (``protokit runs resume``); ``concurrency`` rows are scored
+    at a time (a judge's calls go through the calling context).
+    """
+    todo = iter(rows)
+
+    async def worker() -> None:
+        for row, case in todo:  # one shared iterator: a pool, not a task per row
+            errors: list[str] = []
+            for scorer in scorers:
+                try:
+                    scored = _scored(scorer, row)
+                    result = await scorer.ascore(scored, case) if scorer.is_async else scorer.score(scored, case)
+                except Exception as exc:  # a broken scorer marks its cell, never the run
+                    errors.append(f"{scorer.name}: {type(exc).__name__}: {exc}")
+                    continue
+                _apply(scorer, result, row, errors, judged)
+            row["scorer_error"] = safe_text("; ".join(errors)) or None
+
+    await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, len(rows))))))
+
+
 def _fill_answer(row: dict[str, Any], r: Response) -> None:
     row.update(output=r.text, latency_s=r.latency_s, ttft_s=r.ttft_s, input_tokens=r.input_tokens,
                output_tokens=r.output_tokens, cost_usd=r.cost_usd, cached=r.cached,
@@ -211,7 +241,9 @@ async def acompare(*args: Any, **kwargs: Any) -> Comparison:
     the ``Compare`` widget take exactly these arguments (see ``plan.same_arguments``).
     """
     a = CompareArgs(*args, **kwargs)
-    batch_mod.check_batch(a.batch)
+    if batch_mod.check_batch(a.batch) and (a.stream or a.on_chunk is not None):
+        # A batch answers whole, hours later; streamed calls would silently skip the batch.
+        raise ConfigError("batch=True cannot stream: a batch's answers arrive whole; drop stream=True and on_chunk")
     plan = build_plan(a)
     if a.batch:
         plan.meta["options"]["batch"] = True  # the stored run says so (its batches are in protokit.batch's ledger)
@@ -230,7 +262,8 @@ async def acompare(*args: Any, **kwargs: Any) -> Comparison:
             a.on_start(runner)
         if a.batch:  # the calls a provider batch API can carry go as batches (protokit.batch), the rest as usual
             outcomes = await batch_mod.run_calls(plan.calls, runner, run_id=store.run_id if store else None,
-                                                 on_outcome=run.on_outcome, checkpoint=store.flush if store else None)
+                                                 on_outcome=run.on_outcome, checkpoint=store.flush if store else None,
+                                                 on_batch=a.on_batch)
         else:
             outcomes = await runner.run(plan.calls, total=plan.total)
         if runner.cancelled:
@@ -341,6 +374,12 @@ def compare(*args: Any, **kwargs: Any) -> Comparison:
         batch up instead of sending it again, and ``protokit runs resume RUN_ID`` finishes the run.
         Cancelling (Ctrl-C, ``runner.cancel()``) cancels the batches at the provider. Calls the cache
         answers, and those no batch can carry (callables, fallbacks, ``run_tools``), run as usual.
+        Once a batch's answers are in the cache, its files are deleted at the provider (an Anthropic
+        batch is deleted); with the cache off or read-only they are left there.
+    on_batch
+        ``fn(progress)`` called on the event loop after each look at the pending batches (a few times a
+        second at most), instead of the text progress bar: a ``BatchProgress`` with the batches, the
+        requests ``submitted``, ``done`` and ``failed``, and each batch's status in the provider's words.
     """
     return _aio.run_sync(acompare(*args, **kwargs))
 

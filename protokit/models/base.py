@@ -126,6 +126,7 @@ class Response:
     price_date: str | None = None
     tool_calls: list[dict[str, Any]] = field(default_factory=list)  # [{"name": str, "arguments": dict}]
     parsed: Any = None  # the answer checked against schema=: a dict, or an instance of the pydantic class
+    # The provider's answer as its decoded JSON (a dict) for a live call not streamed; None when replayed.
     raw: Any = field(default=None, repr=False, compare=False)
 
     def __str__(self) -> str:

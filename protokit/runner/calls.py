@@ -120,6 +120,7 @@ async def _execute(model: Model, request: Request, on_chunk: Callable[[str], Non
     cache = (ctx.cache or cache_mod.get_cache()) if model.cacheable else None
     mode = cache.mode if cache is not None else "off"
     key = None
+    key_dict: dict[str, Any] = {}
     if cache is not None and mode != "off":
         key_dict = request.key_dict()
         key = cache_mod.request_key(key_dict)
@@ -145,9 +146,9 @@ async def _execute(model: Model, request: Request, on_chunk: Callable[[str], Non
         response.key = key
         batch = _batch.get()
         if batch is not None:
-            batch.add(cache, key, request.key_dict(), response.entry())
+            batch.add(cache, key, key_dict, response.entry())
         else:
-            cache.put(key, request.key_dict(), response.entry())
+            cache.put(key, key_dict, response.entry())
     # Checked against schema= after recording: a replay gives the same parsed value, or the same SchemaError.
     return model.finish(request, response)
 

@@ -6,13 +6,15 @@ are revealed over ``delay`` seconds (request *i* of *n* is done ``delay * (i + 1
 after creation), so progress can be watched and a cancel lands half-way. A cancelled batch
 ends at once: requests done by then keep their answers, the rest are cancelled.
 
-OpenAI: ``POST /v1/files`` (multipart, ``purpose=batch``), ``GET /v1/files/{id}[/content]``,
-``POST /v1/batches`` (endpoint ``/v1/chat/completions``, window ``24h``), ``GET /v1/batches[/{id}]``,
-``POST /v1/batches/{id}/cancel``. A finished batch has an output file (the answered requests)
-and, when some failed, an error file (their errors, ``batch_expired``/``batch_cancelled`` among them).
+OpenAI: ``POST /v1/files`` (multipart, ``purpose=batch``), ``GET /v1/files[/{id}[/content]]``,
+``DELETE /v1/files/{id}``, ``POST /v1/batches`` (endpoint ``/v1/chat/completions``, window ``24h``),
+``GET /v1/batches[/{id}]``, ``POST /v1/batches/{id}/cancel``. A finished batch has an output file (the
+answered requests) and, when some failed, an error file (their errors, ``batch_expired``/``batch_cancelled``
+among them).
 
 Anthropic: ``POST /v1/messages/batches``, ``GET /v1/messages/batches/{id}``,
-``GET /v1/messages/batches/{id}/results`` (JSONL, once ended), ``POST /v1/messages/batches/{id}/cancel``.
+``GET /v1/messages/batches/{id}/results`` (JSONL, once ended), ``POST /v1/messages/batches/{id}/cancel``,
+``DELETE /v1/messages/batches/{id}`` (once ended, as the API allows).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ _CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 _WINDOW_S = 24 * 3600
 # What a fault that misbehaves at the transport becomes inside a batch: the provider ran the
 # request and it failed (there is no connection of its own to reset or to garble).
-_TRANSPORT_FAULTS = {"reset": 500, "malformed": 500}
+_TRANSPORT_FAULTS = {"reset": 500, "malformed": 500, "midstream": 529}
 
 
 @dataclass
@@ -113,6 +115,7 @@ class BatchService:
         """Register the files and batches routes of both providers."""
         r = app.router
         r.add_post("/v1/files", self._upload)
+        r.add_get("/v1/files", self._list_files)
         r.add_get("/v1/files/{file_id}", self._file)
         r.add_get("/v1/files/{file_id}/content", self._file_content)
         r.add_delete("/v1/files/{file_id}", self._delete_file)
@@ -124,6 +127,7 @@ class BatchService:
         r.add_get("/v1/messages/batches/{batch_id}", self._anthropic_retrieve)
         r.add_get("/v1/messages/batches/{batch_id}/results", self._anthropic_results)
         r.add_post("/v1/messages/batches/{batch_id}/cancel", self._anthropic_cancel)
+        r.add_delete("/v1/messages/batches/{batch_id}", self._anthropic_delete)
 
     # -- answering ------------------------------------------------------------------------
 
@@ -210,6 +214,11 @@ class BatchService:
         if f is None:
             return self._openai_error(404, "No such File object")
         return web.Response(body=f.data, content_type="application/octet-stream")
+
+    async def _list_files(self, request: web.Request) -> web.Response:
+        data = [self._file_object(f) for f in reversed(list(self._files.values()))]
+        return _json({"object": "list", "data": data, "first_id": data[0]["id"] if data else None,
+                      "last_id": data[-1]["id"] if data else None, "has_more": False})
 
     async def _delete_file(self, request: web.Request) -> web.Response:
         f = self._files.pop(request.match_info["file_id"], None)
@@ -428,6 +437,16 @@ class BatchService:
             return self._anthropic_error(404, "message batch not found")
         self._cancel(batch)
         return _json(self._anthropic_batch(batch, request))
+
+    async def _anthropic_delete(self, request: web.Request) -> web.Response:
+        batch = self._anthropic_get(request)
+        if batch is None:
+            return self._anthropic_error(404, "message batch not found")
+        if self._anthropic_batch(batch, request)["processing_status"] != "ended":
+            return self._anthropic_error(400, f"message batch {batch.id} is still in progress; cancel it "
+                                              "before deleting it")
+        del self._batches[batch.id]
+        return _json({"id": batch.id, "type": "message_batch_deleted"})
 
     async def _anthropic_results(self, request: web.Request) -> web.Response:
         batch = self._anthropic_get(request)

@@ -13,7 +13,16 @@ is recorded in that row's ``scorer_error`` column; the comparison goes on.
 
 from __future__ import annotations
 
-from protokit.scorers._base import FunctionScorer, Score, Scorer, ScorerTypeError, as_scorer, custom, to_score
+from protokit.scorers._base import (
+    FunctionScorer,
+    Score,
+    Scorer,
+    ScorerTypeError,
+    as_scorer,
+    custom,
+    rebuild,
+    to_score,
+)
 from protokit.scorers._guards import classifier, find_pii, luhn_ok, pii
 from protokit.scorers._json import json_schema, json_valid, parse_json
 from protokit.scorers._judge import judge, parse_verdict
@@ -39,6 +48,7 @@ __all__ = [
     "parse_json",
     "parse_verdict",
     "pii",
+    "rebuild",
     "regex",
     "rouge_l",
     "similarity",

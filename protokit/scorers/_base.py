@@ -1,19 +1,24 @@
-"""The Scorer base class, the Score a scorer gives, and wrapping of plain callables."""
+"""The Scorer base class, the Score a scorer gives, wrapping of plain callables, and rebuilding a
+built-in scorer from what a stored run kept of it."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import inspect
+import json
 import math
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec
 
 from protokit import _aio
-from protokit.errors import ConfigError, ScorerTypeError
+from protokit.errors import ConfigError, ProtokitError, ScorerTypeError
 
 # ScorerTypeError lives in protokit.errors with every other error; still importable from here.
-__all__ = ["FunctionScorer", "Score", "Scorer", "ScorerTypeError", "as_scorer", "custom", "to_score"]
+__all__ = ["FunctionScorer", "Score", "Scorer", "ScorerTypeError", "as_scorer", "custom", "rebuild", "rebuildable",
+           "to_score"]
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 READS = ("output", "tool_calls", "parsed")  # what of an answer a scorer may score
@@ -76,6 +81,8 @@ class Scorer:
 
     is_async: bool = False
     reads: str = "output"
+    # How a built-in factory made it ({"scorer": factory name, "args": {...}}), set by @rebuildable.
+    recipe: dict[str, Any] | None = None
 
     def __init__(self, name: str, *, columns: Sequence[str] = (), reasons: bool = False) -> None:
         self.name = check_name(name)
@@ -102,8 +109,14 @@ class Scorer:
         return to_score(self.score(output, case), self.name)
 
     def describe(self) -> dict[str, Any]:
-        """What is stored about this scorer with a run (its name, kind and columns)."""
-        return {"name": self.name, "kind": type(self).__name__, "columns": list(self.columns)}
+        """What is stored about this scorer with a run: its name, kind and columns, and for a built-in
+        one made of plain values, its recipe (so ``protokit runs resume`` can make it again)."""
+        info: dict[str, Any] = {"name": self.name, "kind": type(self).__name__, "columns": list(self.columns)}
+        # An argument that is no plain value (a model object, a function): no recipe.
+        with contextlib.suppress(TypeError, ValueError):
+            if self.recipe is not None:
+                info["recipe"] = json.loads(json.dumps(self.recipe, allow_nan=False))
+        return info
 
 
 class FunctionScorer(Scorer):
@@ -153,6 +166,49 @@ def custom(fn: Callable[..., Any], *, name: str | None = None, columns: Sequence
     ``reads="parsed"`` (or ``"tool_calls"``) gives it that results column instead of the text.
     """
     return FunctionScorer(fn, name=name, columns=columns, reads=reads)
+
+
+P = ParamSpec("P")
+_FACTORIES: dict[str, Callable[..., Scorer]] = {}
+
+
+def rebuildable(factory: Callable[P, Scorer]) -> Callable[P, Scorer]:
+    """Mark a built-in scorer factory: what it makes keeps its recipe (the factory's name and arguments),
+    so a stored run can make the same scorer again (:func:`rebuild`)."""
+    signature = inspect.signature(factory)
+
+    @functools.wraps(factory)
+    def make(*args: P.args, **kwargs: P.kwargs) -> Scorer:
+        scorer = factory(*args, **kwargs)
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()  # the arguments it was made with, not the defaults of a later version
+        given: dict[str, Any] = {}
+        for name, value in bound.arguments.items():
+            if signature.parameters[name].kind is inspect.Parameter.VAR_KEYWORD:
+                given.update(value)
+            else:
+                given[name] = value
+        scorer.recipe = {"scorer": factory.__name__, "args": given}
+        return scorer
+
+    _FACTORIES[factory.__name__] = make
+    return make
+
+
+def rebuild(info: Mapping[str, Any]) -> Scorer | None:
+    """The scorer a stored run describes (``Scorer.describe()``), made again; None when it cannot be:
+    the user's own function or object, or a run stored before scorers kept their recipe."""
+    recipe = info.get("recipe")
+    factory = _FACTORIES.get(str(recipe.get("scorer"))) if isinstance(recipe, Mapping) else None
+    args = recipe.get("args") if isinstance(recipe, Mapping) else None
+    if factory is None or not isinstance(args, Mapping):
+        return None
+    try:
+        scorer = factory(**args)
+    except (ProtokitError, TypeError, ValueError):  # an argument this version no longer takes, a key missing
+        return None
+    # Only the same scorer: what it says of itself must be what the run stored.
+    return scorer if json.loads(json.dumps(scorer.describe())) == json.loads(json.dumps(info)) else None
 
 
 def as_scorer(obj: Any) -> Scorer:

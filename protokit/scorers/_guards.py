@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from protokit.errors import ConfigError
-from protokit.scorers._base import Score, Scorer, to_score
+from protokit.scorers._base import Score, Scorer, rebuildable, to_score
 from protokit.secrets import find_secrets
 
 __all__ = ["PII_KINDS", "classifier", "find_pii", "luhn_ok", "pii"]
@@ -78,6 +78,7 @@ class PII(Scorer):
         return Score(0.0, "found " + ", ".join(f"{k} {v}" for k, v in found))
 
 
+@rebuildable
 def pii(*, kinds: Sequence[str] = PII_KINDS, name: str = "no_pii") -> Scorer:
     """Guardrail: 1.0 when no PII or secret is in the output (emails, phones, Luhn-valid cards, API keys)."""
     return PII(kinds, name)

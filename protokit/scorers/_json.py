@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from protokit.errors import ConfigError
-from protokit.scorers._base import Score, Scorer
+from protokit.scorers._base import Score, Scorer, rebuildable
 
 __all__ = ["json_schema", "json_valid", "parse_json"]
 
@@ -42,6 +42,7 @@ class JsonValid(Scorer):
         return Score(1.0)
 
 
+@rebuildable
 def json_valid(*, strip_fences: bool = True, name: str = "json_valid") -> Scorer:
     """The output parses as JSON (a surrounding ```json fence is allowed unless strip_fences=False)."""
     return JsonValid(strip_fences=strip_fences, name=name)
@@ -93,6 +94,7 @@ def _validator(schema: Any) -> Any:
     return cls(schema)
 
 
+@rebuildable
 def json_schema(schema: Mapping[str, Any] | None = None, *, column: str | None = None,
                 strip_fences: bool = True, name: str = "json_schema") -> Scorer:
     """The output is JSON matching ``schema`` (JSON Schema, checked up front) or ``case[column]``'s schema."""

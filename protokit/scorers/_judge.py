@@ -9,7 +9,7 @@ from typing import Any
 
 from protokit.errors import ConfigError
 from protokit.models.prompts import render_template, template_fields
-from protokit.scorers._base import Score, Scorer
+from protokit.scorers._base import Score, Scorer, rebuildable
 
 __all__ = ["DEFAULT_TEMPLATE", "Judge", "judge", "parse_verdict"]
 
@@ -114,6 +114,7 @@ class Judge(Scorer):
         return {**super().describe(), "model": self.model.id, "rubric": self.rubric, "scale": list(self.scale)}
 
 
+@rebuildable
 def judge(model: Any, rubric: str, *, name: str = "judge", scale: tuple[float, float] = (0, 1),
           columns: Sequence[str] | None = None, template: str = DEFAULT_TEMPLATE,
           system: str | None = None, **options: Any) -> Scorer:

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any, Literal
 
 from protokit.errors import ConfigError
-from protokit.scorers._base import Score, Scorer
+from protokit.scorers._base import Score, Scorer, rebuildable
 
 __all__ = ["contains", "exact", "numeric", "regex", "similarity"]
 
@@ -64,6 +64,7 @@ class Exact(Scorer):
         return Score(0.0, f"expected {_short(expected)}, got {_short(output)}")
 
 
+@rebuildable
 def exact(column: str, *, ignore_case: bool = False, ignore_whitespace: bool = True,
           ignore_punctuation: bool = False, name: str = "exact") -> Scorer:
     """Output equals ``case[column]``; whitespace is collapsed and stripped unless told otherwise."""
@@ -90,6 +91,7 @@ class Contains(Scorer):
         return Score(0.0, f"{_short(needle)} not found")
 
 
+@rebuildable
 def contains(column: str | None = None, *, text: str | None = None, ignore_case: bool = True,
              name: str = "contains") -> Scorer:
     """Output contains ``case[column]`` (or the fixed ``text``), case-insensitive by default."""
@@ -120,6 +122,7 @@ class Regex(Scorer):
         return Score(0.0, f"no match for /{pattern.pattern}/")
 
 
+@rebuildable
 def regex(pattern: str | None = None, *, column: str | None = None, flags: int = 0,
           name: str = "regex") -> Scorer:
     """The output matches ``pattern`` (``re.search``), or the pattern in ``case[column]``."""
@@ -161,6 +164,7 @@ class Numeric(Scorer):
         return Score(0.0, f"expected {expected:g}, got {got:g}")
 
 
+@rebuildable
 def numeric(column: str, *, tolerance: float = 0.0, relative: bool = False,
             pick: Literal["first", "last"] = "last", name: str = "numeric") -> Scorer:
     """The number in the output (the last one by default, as in worked answers) is within tolerance.
@@ -223,6 +227,7 @@ class Similarity(Scorer):
         return self.fn(output, str(_cell(case, self.column)))
 
 
+@rebuildable
 def similarity(column: str, *, method: Literal["f1", "rouge_l"] = "f1", name: str | None = None) -> Scorer:
     """Token-overlap F1 (``method="f1"``) or ROUGE-L against ``case[column]``; named after the method."""
     return Similarity(column, method=method, name=name)

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from protokit.errors import ConfigError
-from protokit.scorers._base import Score, Scorer
+from protokit.scorers._base import Score, Scorer, rebuildable
 
 __all__ = ["ToolCallScorer", "tool_call"]
 
@@ -77,6 +77,7 @@ class ToolCallScorer(Scorer):
         return {**super().describe(), "tool": self.tool, "match": self.match}
 
 
+@rebuildable
 def tool_call(name: str, args: Mapping[str, Any] | str | None = None, *, match: str = "subset",
               scorer_name: str = "tool_call") -> Scorer:
     """The answer calls tool ``name`` (with ``args``: a dict, or the name of a case column holding one).

@@ -1,12 +1,15 @@
 """``pk.Compare``: the comparison as a widget, where the work happens.
 
-Controls (models, prompt template, options, Estimate, Run, Cancel) feed
+Controls (models, prompt template, options, the batch toggle, Estimate, Run, Cancel) feed
 :func:`protokit.comparisons.acompare`; its ``on_chunk`` streams each answer into its cell as it
 is written (each cell redrawn at most 10 times a second, :mod:`protokit.widgets.streaming`), its
-``on_result`` fills the grid cell by cell and a throttled progress line. A case's image (a prompt
-part ``{"type": "image", "source": "{photo}"}``) is shown as a thumbnail beside the case. After
-the run the widget shows the summary, the quality-against-cost chart and the verdict of the same
-:class:`Comparison`, which stays available as ``widget.comparison``: everything shown is also data.
+``on_result`` fills the grid cell by cell and a throttled progress line, and with the batch toggle
+on, its ``on_batch`` shows the provider batches being waited for (requests submitted, done and
+failed, each batch's status in the provider's words) on a line of their own, a few times a second
+at most. A case's image (a prompt part ``{"type": "image", "source": "{photo}"}``) is shown as a
+thumbnail beside the case. After the run the widget shows the summary, the quality-against-cost
+chart and the verdict of the same :class:`Comparison`, which stays available as
+``widget.comparison``: everything shown is also data.
 
 A Run click schedules the comparison as a task on the kernel's own event loop
 (a widget callback runs on it), so the kernel stays free for Cancel and ratings
@@ -51,13 +54,15 @@ from protokit.widgets.prompt_editor import PromptEditor
 from protokit.widgets.streaming import Throttle
 
 if TYPE_CHECKING:
-    from protokit.comparisons import Comparison
+    from protokit.comparisons import BatchProgress, Comparison
     from protokit.runner import Progress, Runner
 
-__all__ = ["PROGRESS_INTERVAL_S", "Compare"]
+__all__ = ["BATCH_INTERVAL_S", "PROGRESS_INTERVAL_S", "Compare"]
 
 # The progress line is redrawn at most this often (and once at the end): cheap for big runs.
 PROGRESS_INTERVAL_S = 0.1
+# The batch line likewise (the batches are looked at 0.2 s apart at first, then less and less often).
+BATCH_INTERVAL_S = 0.25
 
 
 class Compare(widgets.VBox):
@@ -79,8 +84,8 @@ class Compare(widgets.VBox):
         Run the comparison synchronously now (for papermill/nbconvert), so the saved output has it.
     **args
         Any other argument of ``pk.compare`` (``samples``, ``options``, ``system``, ``concurrency``,
-        ``budget_usd``, ``retries``, ``timeout``): the widget takes the same arguments, checked the same
-        way. Samples and the temperature/max tokens options stay editable in the widget.
+        ``budget_usd``, ``retries``, ``timeout``, ``batch``): the widget takes the same arguments, checked
+        the same way. Samples, the temperature/max tokens options and batch stay editable in the widget.
     """
 
     chosen = traitlets.Unicode(None, allow_none=True,
@@ -96,7 +101,7 @@ class Compare(widgets.VBox):
         run: bool = False,
         **args: Any,
     ) -> None:
-        taken = sorted({"on_result", "on_start", "on_chunk"} & set(args))
+        taken = sorted({"on_result", "on_start", "on_chunk", "on_batch"} & set(args))
         if taken:
             raise ConfigError(f"the Compare widget sets {', '.join(taken)} itself; use pk.compare for your own")
         # The one argument spec of a comparison: an unknown name fails here, as it would in pk.compare.
@@ -116,6 +121,9 @@ class Compare(widgets.VBox):
         self._cancel_requested = False
         self._ratings: dict[tuple[Any, str, int], Any] = {}
         self._last_progress = 0.0
+        self._last_batch = 0.0
+        self.batch_progress: BatchProgress | None = None  # the last one shown (batch runs)
+        self._batch_updates = 0  # batch lines drawn (read by tests)
         self._chart_png = b""
         self._status_text = ""
         self._ui_seconds = 0.0  # time spent updating widgets from on_result (read by the benchmark)
@@ -149,6 +157,10 @@ class Compare(widgets.VBox):
                                         layout=widgets.Layout(width="12em"))
         self._samples = widgets.BoundedIntText(value=samples, min=1, max=100, description="samples",
                                                style=wide, layout=widgets.Layout(width="9em"))
+        self._batch = widgets.Checkbox(value=bool(self.args.batch), description="batch", indent=False,
+                                       tooltip="Send the calls through the providers' batch APIs: half the price, "
+                                               "results within 24 h", layout=widgets.Layout(width="auto"))
+        self._batch.add_class("pk-batch-toggle")
         self._estimate_button = widgets.Button(description="Estimate", icon="calculator",
                                                tooltip="Calls, tokens, cost and time before spending")
         self._run_button = widgets.Button(description="Run", icon="play", button_style="primary")
@@ -164,9 +176,13 @@ class Compare(widgets.VBox):
         self._progress_html = widgets.HTML()
         self._progress_row = widgets.HBox([self._progress, self._progress_html],
                                           layout=widgets.Layout(display="none", align_items="center"))
+        self._batch_bar = widgets.IntProgress(value=0, min=0, max=1, layout=widgets.Layout(width="16em"))
+        self._batch_html = widgets.HTML()
+        self._batch_row = widgets.HBox([self._batch_bar, self._batch_html],
+                                       layout=widgets.Layout(display="none", align_items="center"))
         self._status = widgets.HTML()
         for line, name in ((self._estimate_html, "pk-estimate-line"), (self._progress_html, "pk-progress"),
-                           (self._status, "pk-status")):
+                           (self._batch_html, "pk-batch"), (self._status, "pk-status")):
             line.add_class(name)
         self._grid_area = widgets.VBox(layout=widgets.Layout(max_height="44em", overflow="auto"))
         self._summary = widgets.HTML()
@@ -188,11 +204,13 @@ class Compare(widgets.VBox):
                           self._add_button], layout=widgets.Layout(flex_flow="row wrap", align_items="center")),
             self._prompts.box,
             self._columns,
-            widgets.HBox([widgets.HBox([self._temperature, self._max_tokens, self._samples]),
+            widgets.HBox([widgets.HBox([self._temperature, self._max_tokens, self._samples, self._batch],
+                                       layout=widgets.Layout(align_items="center")),
                           widgets.HBox([self._estimate_button, self._run_button, self._cancel_button])],
                          layout=widgets.Layout(flex_flow="row wrap", align_items="center")),
             self._estimate_html,
             self._progress_row,
+            self._batch_row,
             self._status,
             self._grid_area,
             self._after,
@@ -295,7 +313,8 @@ class Compare(widgets.VBox):
             return None
         samples = int(self._samples.value)
         kwargs = dataclasses.replace(self.args, models=models, prompt=prompt, cases=self.cases,
-                                     scorers=self.scorers, samples=samples, options=options or None).as_kwargs()
+                                     scorers=self.scorers, samples=samples, options=options or None,
+                                     batch=bool(self._batch.value)).as_kwargs()
         return RunPlan(models, prompt, samples, options, kwargs)
 
     def estimate(self) -> Any:
@@ -347,8 +366,10 @@ class Compare(widgets.VBox):
         try:
             from protokit.comparisons import acompare
 
+            # A batched answer arrives whole (and a streamed call is never batched): no streaming then.
+            on_chunk = None if plan.kwargs.get("batch") else self._on_chunk
             comparison = await acompare(**{**plan.kwargs, "on_result": self._on_result, "on_start": self._on_start,
-                                           "on_chunk": self._on_chunk})
+                                           "on_chunk": on_chunk, "on_batch": self._on_batch})
         except ProtokitError as exc:
             self._finish(None, f"the run stopped: {exc}")
         except Exception as exc:  # shown in the widget: a traceback would end the user's flow
@@ -403,9 +424,12 @@ class Compare(widgets.VBox):
             self._progress.bar_style = ""
         self._progress_html.value = f'<span class="pk-muted">0/{total}</span>'
         self._progress_row.layout.display = "flex"
+        self.batch_progress = None
+        self._last_batch = 0.0
+        self._batch_row.layout.display = "none"  # shown by the first look at a batch
         self._run_button.disabled = True
         self._cancel_button.disabled = False
-        self._say(f"running {total} calls…")
+        self._say(f"running {total} calls{' (provider batches)' if plan.kwargs.get('batch') else ''}…")
 
     def _stream_key(self, cell: Mapping[str, Any]) -> tuple[str, str, int, int | None] | None:
         if self._grid is None:
@@ -454,6 +478,26 @@ class Compare(widgets.VBox):
         errors = f'<span class="pk-status-error">{p.errors} errors</span>' if p.errors else "0 errors"
         self._progress_html.value = (f"&nbsp;{p.done}/{p.total} · {static.fmt_cost(p.cost_usd)} · {errors}"
                                      f" · {p.cached} cached · {p.elapsed_s:.1f} s")
+
+    def _on_batch(self, p: BatchProgress) -> None:
+        """The batches after a look at them: a line of their own, redrawn every BATCH_INTERVAL_S at most."""
+        now = time.monotonic()
+        if p.running and now - self._last_batch < BATCH_INTERVAL_S:
+            return  # the last look (every batch ended) is always shown
+        self._last_batch = now
+        started = time.perf_counter()
+        try:
+            self.batch_progress = p
+            self._batch_updates += 1
+            with self._batch_bar.hold_sync():
+                self._batch_bar.max = max(1, p.submitted)
+                self._batch_bar.value = p.done
+                self._batch_bar.bar_style = "danger" if p.failed else ""
+            self._batch_html.value = static.batch_html(p, self._progress.max)
+            self._batch_row.layout.display = "flex"
+        except Exception as exc:  # a display problem must not stop the run
+            self._say(f"could not show the batches' progress: {type(exc).__name__}: {exc}", error=True)
+        self._ui_seconds += time.perf_counter() - started
 
     def _finish(self, comparison: Comparison | None, problem: str | None = None) -> None:
         if self._stream is not None:

@@ -20,10 +20,11 @@ from protokit.widgets.thumbs import thumbnail_html
 if TYPE_CHECKING:
     import pandas as pd
 
-    from protokit.comparisons import Comparison
+    from protokit.comparisons import BatchProgress, Comparison
 
 __all__ = [
     "CSS",
+    "batch_html",
     "cell_html",
     "chart_png",
     "error_text",
@@ -271,6 +272,14 @@ def summary_html(summary: pd.DataFrame) -> str:
     rows = "".join("<tr>" + "".join(f"<td>{html.escape(v[i])}</td>" for v in shown.values()) + "</tr>"
                    for i in range(len(frame)))
     return f'<table class="pk-table pk-summary"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+
+
+def batch_html(p: BatchProgress, calls: int) -> str:
+    """The line about the provider batches a run waits for (of its ``calls``): submitted, done, failed, statuses."""
+    failed = f'<span class="pk-status-error">{p.failed} failed</span>' if p.failed else "0 failed"
+    batches = f"{p.batches} batch{'es' if p.batches != 1 else ''}"
+    return (f"&nbsp;{p.submitted} of {calls} calls submitted in {batches} · {p.done} done · {failed} · "
+            f"{html.escape(', '.join(p.statuses))} · {p.elapsed_s:.0f} s")
 
 
 def verdict_html(text: str) -> str:
