@@ -133,6 +133,32 @@ def test_turns_are_played_and_each_turn_is_a_scored_row(sandbox, provider):
         {"role": "user", "content": "bye"}]]
 
 
+def _lookup(city: str) -> str:
+    """Look up the weather."""
+    return f"sunny in {city}"
+
+
+@BOTH
+def test_a_turn_answered_only_with_tool_calls_goes_back_as_its_calls(sandbox, provider):
+    """The model's calls, not an empty message (which Anthropic's API refuses), and the next turn is asked."""
+    talk = [{"id": "tools", "turns": ['tool:_lookup {"city": "Zürich"}', "and tomorrow?"]}]
+    r = pk.compare([model(sandbox, provider)], None, talk, tools=[_lookup]).results
+    assert r["error"].isna().all(), r["error_message"].tolist()
+    assert r["tool_calls"].iloc[0] == [{"name": "_lookup", "arguments": {"city": "Zürich"}}]
+    last = [e["request"]["messages"] for e in pk.cache.get_cache().entries() if len(e["request"]["messages"]) == 3]
+    assert last[0][1] == {"role": "assistant", "content": '_lookup({"city": "Zürich"})'}
+    # The estimate follows the conversation the same way: every turn is recorded now.
+    est = pk.estimate([model(sandbox, provider)], None, talk, tools=[_lookup])
+    assert (est.calls, est.cached) == (2, 2), est
+
+
+def test_the_sandbox_refuses_an_empty_message_as_anthropic_does(sandbox):
+    m = model(sandbox, "anthropic")
+    with pytest.raises(pk.errors.BadRequestError, match="non-empty content"):
+        m.complete([{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""},
+                    {"role": "user", "content": "again"}])
+
+
 def test_statistics_take_each_cases_mean_over_its_turns(sandbox):
     cmp = pk.compare([model(sandbox, "openai")], None, TALKS, scorers=[pk.scorers.custom(_long, name="long")])
     # greet: "hello there" 1, "how are you today" 1, "bye" 0 -> 2/3; short: "one question" -> 1.

@@ -11,7 +11,7 @@ from protokit import batch as batch_mod
 from protokit import cache as cache_mod
 from protokit.comparisons.plan import CompareArgs, Plan, build_plan, same_arguments
 from protokit.comparisons.tables import candidate_name
-from protokit.comparisons.turns import expand
+from protokit.comparisons.turns import expand, reply_text
 from protokit.models import Model
 from protokit.models.images import content_chars
 from protokit.models.prices import DEFAULT_OUTPUT_TOKENS, batch_price, estimate_input_tokens
@@ -91,9 +91,12 @@ def _every_call(plan: Plan, cache: cache_mod.Cache | None) -> list[Call]:
         if cache is None or not call.model.cacheable:
             return None
         with cache.lock:
-            row = cache.connection().execute("SELECT json_extract(entry, '$.text') FROM entries WHERE key = ?",
-                                             (cache_mod.request_key(call.request.key_dict()),)).fetchone()
-        return None if row is None else str(row[0] or "")
+            row = cache.connection().execute(
+                "SELECT json_extract(entry, '$.text'), json_extract(entry, '$.tool_calls') FROM entries WHERE key = ?",
+                (cache_mod.request_key(call.request.key_dict()),)).fetchone()
+        if row is None:
+            return None
+        return reply_text(str(row[0] or ""), json.loads(row[1]) if row[1] else [])  # as the turn goes back
 
     def stand_in(call: Call) -> str:
         return "x" * 4 * int(call.request.options.get("max_tokens") or DEFAULT_OUTPUT_TOKENS)

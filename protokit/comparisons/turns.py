@@ -30,7 +30,7 @@ from protokit.models.messages import normalize_messages
 from protokit.runner import Call, Outcome
 
 __all__ = ["MESSAGES_COLUMN", "NOT_RUN_TURN", "TURNS_COLUMN", "TURN_COLUMN", "Conversation", "case_conversations",
-           "check_messages", "expand"]
+           "check_messages", "expand", "reply_text"]
 
 MESSAGES_COLUMN = "messages"
 TURNS_COLUMN = "turns"
@@ -89,6 +89,16 @@ def case_conversations(records: Sequence[Mapping[str, Any]], columns: Sequence[s
     return histories, turns
 
 
+def reply_text(text: str, tool_calls: Sequence[Mapping[str, Any]]) -> str:
+    """What a turn's answer puts into the conversation: its text, or, for an answer made only of tool
+    calls, one line per call (``name({...})``). Providers refuse an empty assistant message, and the
+    model should see what it did; no tool ran (that is ``run_tools=True``), so no tool result follows."""
+    if text or not tool_calls:
+        return text
+    return "\n".join(f"{c['name']}({json.dumps(c['arguments'], ensure_ascii=False, sort_keys=True)})"
+                     for c in tool_calls)
+
+
 @dataclass
 class Conversation:
     """One case's turns played against one candidate (one sample): turn ``k`` is the call tagged ``tag + k``."""
@@ -121,7 +131,7 @@ class Conversation:
             if outcome.response is None:
                 return self._skipped(turn + 1, outcome.call.request, outcome.error)
             try:
-                return self.call([*replies, outcome.response.text])
+                return self.call([*replies, reply_text(outcome.response.text, outcome.response.tool_calls)])
             except ProtokitError as exc:  # the next request cannot be built: that turn, and the rest, fail
                 return self._skipped(turn + 1, outcome.call.request, exc, failed=True)
 
@@ -164,6 +174,7 @@ def expand(calls: Sequence[Call], reply: Callable[[Call], str | None], stand_in:
 
 @dataclass
 class _Answer:
-    """What ``Call.then`` reads of a response: its text."""
+    """What ``Call.then`` reads of a response: its text (already as it goes back: see :func:`reply_text`)."""
 
     text: str
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)

@@ -45,6 +45,11 @@ class AnthropicDialect:
         for i, msg in enumerate(raw):
             if not isinstance(msg, dict) or msg.get("role") not in ("user", "assistant"):
                 raise BadRequest(f"messages.{i}.role: must be 'user' or 'assistant'")
+            content = msg.get("content")
+            if (content == "" or content == []) and not (i == len(raw) - 1 and msg["role"] == "assistant"):
+                # As the API answers it: only a final assistant message (a prefill) may be empty.
+                raise BadRequest(f"messages.{i}: all messages must have non-empty content except for the "
+                                 "optional final assistant message")
             results = _tool_results(msg.get("content"))
             if msg["role"] == "user" and results is not None:
                 messages.append(("tool", results))  # a turn of tool results, in neutral form
