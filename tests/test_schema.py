@@ -8,9 +8,11 @@ import json
 import pandas as pd
 import pydantic
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import protokit as pk
-from protokit.models.structured import strict_schema
+from protokit.models.structured import STRICT_UNSUPPORTED, strict_schema
 
 KEY = "sandbox-key"
 PERSON = {"title": "Person", "type": "object",
@@ -133,6 +135,53 @@ def test_strict_form_closes_objects_and_keeps_values():
     assert strict["properties"]["a"]["required"] == ["b"]
     assert strict["properties"]["e"] == {"enum": [{"properties": 1}]}
     assert schema["properties"]["a"] == {"type": "object", "properties": {"b": {"type": "integer"}}}  # not changed
+
+
+# Property names that are also keywords: the strict form must treat them as names.
+_NAMES = st.sampled_from(["properties", "required", "minLength", "not", "items", "enum", "type", "name"]) | st.text(
+    min_size=1, max_size=6)
+_LEAF = st.fixed_dictionaries(
+    {"type": st.sampled_from(["string", "integer", "boolean"])},
+    optional={"minLength": st.integers(0, 3), "maxLength": st.integers(3, 9), "description": st.text(max_size=5),
+              "enum": st.lists(st.integers(), max_size=2)})
+_SCHEMA = st.recursive(_LEAF, lambda inner: st.fixed_dictionaries(
+    {"type": st.just("object"), "properties": st.dictionaries(_NAMES, inner, min_size=1, max_size=3)},
+    optional={"minProperties": st.integers(0, 2), "not": inner, "title": st.text(max_size=4)})
+    | st.fixed_dictionaries({"type": st.just("array"), "items": inner}, optional={"uniqueItems": st.booleans()}),
+    max_leaves=8)
+
+
+def _schemas(schema, path=()):
+    """(path, schema) of every subschema reached through properties and items."""
+    yield path, schema
+    for name, sub in (schema.get("properties") or {}).items():
+        yield from _schemas(sub, (*path, "properties", name))
+    if isinstance(schema.get("items"), dict):
+        yield from _schemas(schema["items"], (*path, "items"))
+
+
+@settings(max_examples=200, deadline=None)
+@given(schema=_SCHEMA)
+def test_strict_form_keeps_every_name_closes_every_object_and_drops_refused_keywords(schema):
+    strict = strict_schema(schema)
+    given_shape = {path: set(sub.get("properties") or ()) for path, sub in _schemas(schema)}
+    strict_shape = {path: set(sub.get("properties") or ()) for path, sub in _schemas(strict)}
+    assert strict_shape == given_shape  # the same properties, by name, at the same places
+    for _, sub in _schemas(strict):
+        assert not STRICT_UNSUPPORTED & set(sub)
+        if "properties" in sub:
+            assert sub["required"] == list(sub["properties"]) and sub["additionalProperties"] is False
+
+
+def test_a_dropped_keyword_is_still_checked_on_the_answer(sandbox):
+    """minLength is not sent to OpenAI's strict mode, but an answer that breaks it is a schema error."""
+    schema = {"title": "Code", "type": "object", "properties": {"code": {"type": "string", "minLength": 4}}}
+    sent = model(sandbox, "openai")._params(model(sandbox, "openai").request("hi", schema=schema))
+    assert "minLength" not in json.dumps(sent["response_format"])
+    r = pk.compare([model(sandbox, "openai")], "{a}", [{"a": '{"code": "abcd"}'}, {"a": '{"code": "ab"}'}],
+                   schema=schema).results
+    assert r["error"].tolist()[0] is None or pd.isna(r["error"].tolist()[0])
+    assert r["error"].tolist()[1] == "schema" and "ab" in r["error_message"].tolist()[1]
 
 
 @pytest.mark.parametrize("schema, problem", [

@@ -17,7 +17,8 @@ from typing import Any
 
 from protokit.errors import ConfigError, SchemaError
 
-__all__ = ["check_json_schema", "check_schema", "is_model_class", "parse_answer", "schema_name", "strict_schema"]
+__all__ = ["STRICT_UNSUPPORTED", "check_json_schema", "check_schema", "is_model_class", "parse_answer", "schema_name",
+           "strict_schema"]
 
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_-]")
 
@@ -80,17 +81,39 @@ def schema_name(schema: Mapping[str, Any]) -> str:
     return name or "response"
 
 
-def strict_schema(schema: Any) -> Any:
-    """The form OpenAI's strict mode takes: every object closed, every property listed as required.
+# Maps of name -> schema: their keys are names (a property may be called "required"), never keywords.
+_SCHEMA_MAPS = frozenset({"properties", "$defs", "definitions"})
+# Keywords whose value is data, not a schema.
+_DATA = frozenset({"enum", "const", "default", "examples", "required", "description", "title", "pattern", "format"})
+# Keywords OpenAI's strict mode refuses (the request fails with 400). They are left out of what is
+# sent, and the answer is still checked against the schema as given, so a violation is a SchemaError.
+STRICT_UNSUPPORTED = frozenset({
+    "minLength", "maxLength", "patternProperties", "unevaluatedProperties", "propertyNames", "minProperties",
+    "maxProperties", "unevaluatedItems", "contains", "minContains", "maxContains", "uniqueItems", "not", "if",
+    "then", "else", "dependentRequired", "dependentSchemas"})
 
-    An answer valid against this form is valid against the original (it only narrows it).
+
+def strict_schema(schema: Any) -> Any:
+    """The form OpenAI's strict mode takes: every object closed, every property listed as required,
+    keywords strict mode refuses left out (:data:`STRICT_UNSUPPORTED`).
+
+    Closing objects narrows the schema; leaving keywords out widens it, which is why answers are checked
+    against the schema as given (:func:`parse_answer`), not against this form.
     """
     if isinstance(schema, list):
         return [strict_schema(v) for v in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: strict_schema(v) if k not in ("enum", "const", "default", "examples") else v
-           for k, v in schema.items()}
+    out: dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in STRICT_UNSUPPORTED:
+            continue
+        if key in _DATA:
+            out[key] = value
+        elif key in _SCHEMA_MAPS and isinstance(value, dict):
+            out[key] = {name: strict_schema(sub) for name, sub in value.items()}
+        else:
+            out[key] = strict_schema(value)
     if isinstance(out.get("properties"), dict):
         out.setdefault("additionalProperties", False)
         out["required"] = list(out["properties"])
