@@ -8,17 +8,52 @@
 shows a :class:`~protokit.widgets.Compare` widget and stores it in the notebook
 as ``_compare`` (or ``--name``). Mistakes in the magic line are one-line usage
 errors, not tracebacks.
+
+A cell whose first line is ``=== NAME ===`` holds prompt variants, each one starting with such
+a line; every model is run with every variant (``prompt={NAME: template, ...}``)::
+
+    %%compare openai:gpt-4.1-mini --cases df
+    === terse ===
+    Label: {ticket}
+    === polite ===
+    Please read this support ticket and give its label: {ticket}
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, cell_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments, parse_argstring
 
-__all__ = ["ProtokitMagics", "load_ipython_extension"]
+__all__ = ["ProtokitMagics", "load_ipython_extension", "split_variants"]
+
+_VARIANT = re.compile(r"^===[ \t]*(\S(?:.*\S)?)[ \t]*===[ \t]*$")
+
+
+def split_variants(cell: str) -> str | dict[str, str]:
+    """The cell's prompt: its text, or ``{name: template}`` when its first line is ``=== NAME ===``."""
+    lines = cell.strip("\n").split("\n")
+    if not lines or _VARIANT.match(lines[0]) is None:
+        return cell.strip("\n")
+    variants: dict[str, list[str]] = {}
+    current: list[str] = []
+    for line in lines:
+        m = _VARIANT.match(line)
+        if m is None:
+            current.append(line)
+            continue
+        name = m.group(1)
+        if name in variants:
+            raise UsageError(f"%%compare: two prompt variants are named {name!r}; give each its own name")
+        current = variants[name] = []
+    out = {name: "\n".join(body).strip("\n") for name, body in variants.items()}
+    empty = [name for name, text in out.items() if not text.strip()]
+    if empty:
+        raise UsageError(f"%%compare: prompt variant {empty[0]!r} is empty; write its template under its === line")
+    return out
 
 
 @magics_class
@@ -41,8 +76,8 @@ class ProtokitMagics(Magics):
         from protokit.widgets import Compare
 
         args = parse_argstring(self.compare, line)  # bad arguments raise UsageError: one line, no traceback
-        prompt = cell.strip("\n")
-        if not prompt.strip():
+        prompt = split_variants(cell)
+        if isinstance(prompt, str) and not prompt.strip():
             raise UsageError("%%compare: the cell body is the prompt template, and it is empty")
         if not args.name.isidentifier():
             raise UsageError(f"%%compare: --name {args.name!r} is not a valid variable name")

@@ -7,6 +7,8 @@ import json
 
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import protokit as pk
 from protokit.widgets import Compare
@@ -281,6 +283,46 @@ def test_compare_magic_shows_and_stores_the_widget(shell):
     assert w.comparison.score_names == ["contains"] and "score_contains" in w.comparison.results
     shell.run_cell_magic("compare", "openai:echo --cases df.head(1) --name mine", "Say {ticket}")
     assert shell.user_ns["mine"].models == ["openai:echo"] and shell.user_ns["mine"].state == "idle"
+
+
+def test_compare_magic_takes_prompt_variants(shell):
+    cell = "=== terse ===\nLabel: {ticket}\n\n===  polite one ===\nPlease label: {ticket}\n"
+    shell.run_cell_magic("compare", "openai:echo --cases df --run", cell)
+    w = shell.user_ns["_compare"]
+    assert w.prompt == {"terse": "Label: {ticket}", "polite one": "Please label: {ticket}"}
+    r = w.comparison.results
+    assert sorted(set(r["candidate"])) == ["openai:echo · polite one", "openai:echo · terse"] and len(r) == 6
+    assert set(r.loc[r["prompt"] == "terse", "output"]) == {f"Label: {t}" for t in TICKETS["ticket"]}
+
+
+@pytest.mark.parametrize("cell,needle", [
+    ("=== a ===\nx {ticket}\n=== a ===\ny {ticket}", "two prompt variants are named 'a'"),
+    ("=== a ===\nx {ticket}\n=== b ===\n\n", "variant 'b' is empty"),
+])
+def test_compare_magic_variant_mistakes_are_usage_errors(shell, cell, needle):
+    from IPython.core.error import UsageError
+
+    with pytest.raises(UsageError, match=needle):
+        shell.run_cell_magic("compare", "openai:echo --cases df", cell)
+
+
+_LINE = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\n\r\x0b\x0c\x1c\x1d\x1e\x85"
+                                                                                "\u2028\u2029"), max_size=12)
+
+
+@settings(max_examples=200, deadline=None)
+@given(variants=st.dictionaries(
+    st.text(st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp")), min_size=1, max_size=8)
+    .filter(lambda n: "===" not in n),
+    st.lists(_LINE.filter(lambda line: not line.lstrip().startswith("===")), min_size=1, max_size=3)
+    .map("\n".join).filter(lambda t: t.strip() and t == t.strip("\n")),
+    min_size=1, max_size=4))
+def test_variant_cells_split_back_into_their_templates(variants):
+    from protokit.cell_magic import split_variants
+
+    cell = "".join(f"=== {name} ===\n{text}\n" for name, text in variants.items())
+    assert split_variants(cell) == variants
+    assert split_variants("Plain {ticket}\n=== not a variant ===\n") == "Plain {ticket}\n=== not a variant ==="
 
 
 @pytest.mark.parametrize("line,needle", [
