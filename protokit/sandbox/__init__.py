@@ -3,8 +3,8 @@
 It stands in for the providers' network only: the official SDKs talk to it
 unchanged. Replies are deterministic (``echo`` returns the last user message;
 other models pick words seeded by a hash of the request, or follow a script),
-and latency and faults (429, 500, timeouts, resets, malformed bodies) can be
-injected from a seed. Imports nothing of protokit but :mod:`protokit.errors`.
+and latency and faults (429, 500, timeouts, resets, malformed bodies, error events
+mid-stream) can be injected from a seed. Imports nothing of protokit but :mod:`protokit.errors`.
 """
 
 from __future__ import annotations
