@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 import urllib.request
@@ -25,6 +26,11 @@ class SandboxProcess:
         with urllib.request.urlopen(f"{self.url}/_sandbox/stats", timeout=30) as r:
             found: dict[str, Any] = json.loads(r.read())
         return found
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the sandbox process has used so far (Linux)."""
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def peak_rss_mb(self) -> float:
         """The sandbox process's peak resident memory so far (``VmHWM``, Linux), in MB."""

@@ -53,25 +53,29 @@ def main() -> None:
             pk.set_price(m, input=0.1, output=0.4)
         cases = pd.DataFrame({"ticket": [f"order {i} is late" for i in range(args.cases)]})
         after_import = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        cpu0, sandbox_cpu0 = time.process_time(), sb.cpu_s()
         start = time.perf_counter()
         cmp = pk.compare(models=models, prompt="{ticket}", cases=cases, batch=True)
         seconds = time.perf_counter() - start
+        client_cpu, sandbox_cpu = time.process_time() - cpu0, sb.cpu_s() - sandbox_cpu0
         client_peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         sandbox_peak = sb.peak_rss_mb()
         pk.cache.get_cache().close()
         with sqlite3.connect(db) as conn:
             stored_rows = conn.execute("SELECT COUNT(*) FROM compare_rows").fetchone()[0]
             entries = conn.execute("SELECT COUNT(*) FROM entries").fetchone()[0]
-            tables = {name: conn.execute(f"SELECT SUM(pgsize) FROM dbstat WHERE name = '{name}'").fetchone()[0]
-                      for name in ("entries", "compare_rows", "batch_jobs", "batch_requests")}
+            # Each table with its indexes: entries is the cache, compare_* the run store, batch_* the ledger.
+            tables = dict(conn.execute("SELECT m.tbl_name, SUM(d.pgsize) FROM dbstat d JOIN sqlite_master m "
+                                       "ON m.name = d.name GROUP BY m.tbl_name ORDER BY 2 DESC").fetchall())
         size = sum(p.stat().st_size for p in Path(tmp).glob("batch.db*"))
         figures = {"cases": args.cases, "rows": len(cmp.results),
                    "errors": int(cmp.results["error"].notna().sum()), "status": cmp.status,
-                   "seconds": round(seconds, 1), "batches": sb.stats().get("batches"),
+                   "seconds": round(seconds, 1), "client_cpu_s": round(client_cpu, 1),
+                   "sandbox_cpu_s": round(sandbox_cpu, 1), "batches": sb.stats().get("batches"),
                    "client_after_import_mb": round(after_import), "client_peak_rss_mb": round(client_peak),
                    "sandbox_peak_rss_mb": round(sandbox_peak), "stored_rows": stored_rows,
                    "cache_entries": entries, "cache_file_mb": _mb(size),
-                   "table_mb": {k: _mb(v or 0) for k, v in tables.items()}}
+                   "table_mb": {k: _mb(v or 0) for k, v in tables.items() if v and v >= 2**20}}
     print(json.dumps(figures))
     if args.json is not None:
         args.json.write_text(json.dumps(figures, indent=2))

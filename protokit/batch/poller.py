@@ -12,6 +12,11 @@ and each call ends as an Outcome, as the runner's do. Only then is what the batc
 provider deleted (its files; a failed delete is logged, never fatal), so a process killed before
 can still read it. Cancelling (``runner.cancel()``, Ctrl-C) cancels the batches at the provider.
 
+What the run holds stays small at 300,000 calls: each batch's JSONL goes to a temporary file as its
+lines are made (and is uploaded from there), its requests stream into the ledger's rows, its results
+are read a line at a time and stored a few thousand at a time, a request's :class:`Pending` is dropped
+once answered, and ``compare`` keeps no outcome (``keep=False``): each becomes its row in ``on_outcome``.
+
 A run whose process ended is finished from the ledger by :mod:`protokit.batch.resume`.
 """
 
@@ -196,26 +201,43 @@ class BatchRun:
 
     # -- compare(batch=True) ------------------------------------------------------------------
     def _partition(self) -> tuple[dict[tuple[Any, ...], dict[str, Pending]], list[int]]:
-        """Calls to batch (by group, by key) and calls for the runner (cache hits, calls no batch can carry)."""
+        """Calls to batch (by group, by key) and calls for the runner (cache hits, calls no batch can carry).
+
+        Keys are looked up in the cache 500 calls at a time, so no second list of every call's key is made.
+        """
         mode = self.cache.mode
         groups: dict[tuple[Any, ...], dict[str, Pending]] = {}
         direct: list[int] = []
-        keys: dict[int, str] = {}
+        group_of: dict[tuple[int, str], dict[str, Pending]] = {}  # by (model, model name): _group reads the env
+
+        def place(lot: list[tuple[int, str]]) -> None:
+            hits = self._hits([key for _, key in lot]) if mode == "auto" else set()
+            for pos, key in lot:
+                if key in hits:
+                    direct.append(pos)  # replayed by the runner, as any recorded answer
+                    continue
+                call = self.calls[pos]
+                at = (id(call.model), call.request.model)
+                if at not in group_of:
+                    group_of[at] = groups.setdefault(_group(call.model, call.request), {})
+                group = group_of[at]
+                if key in group:
+                    group[key].positions.append(pos)
+                else:
+                    group[key] = Pending(key, call.model, call.request, [pos])
+
+        lot: list[tuple[int, str]] = []
         for pos, call in enumerate(self.calls):
             # A chained call (a conversation's turns) needs the answer before it: never in a batch.
             chained = getattr(call, "then", None) is not None or getattr(call, "skip", None) is not None
             if mode == "replay" or chained or not batchable(call.model, call.request):
                 direct.append(pos)
-            else:
-                keys[pos] = cache_mod.request_key(call.request.key_dict())
-        hits = self._hits(list(keys.values())) if mode == "auto" else set()
-        for pos, key in keys.items():
-            if key in hits:
-                direct.append(pos)  # replayed by the runner, as any recorded answer
                 continue
-            call = self.calls[pos]
-            group = groups.setdefault(_group(call.model, call.request), {})
-            group.setdefault(key, Pending(key, call.model, call.request, [])).positions.append(pos)
+            lot.append((pos, cache_mod.request_key(call.request.key_dict())))
+            if len(lot) >= 500:
+                place(lot)
+                lot = []
+        place(lot)
         return groups, sorted(direct)
 
     def _hits(self, keys: list[str]) -> set[str]:
@@ -331,6 +353,7 @@ class BatchRun:
         self._reserve(groups)
         self._adopt(groups)
         await self._submit(groups)
+        groups.clear()  # each request's Pending is now its batch's alone, and dropped once answered
         if checkpoint is not None:
             checkpoint()
         await self._direct(direct)

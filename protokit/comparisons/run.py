@@ -265,7 +265,8 @@ async def acompare(*args: Any, **kwargs: Any) -> Comparison:
                                                  on_outcome=run.on_outcome, checkpoint=store.flush if store else None,
                                                  on_batch=a.on_batch)
         else:
-            outcomes = await runner.run(plan.calls, total=plan.total)
+            # keep=False: each outcome becomes its row in on_outcome and is not held (300,000-row sweeps).
+            outcomes = await runner.run(plan.calls, total=plan.total, keep=False)
         if runner.cancelled:
             for task in list(run.tasks):
                 task.cancel()
