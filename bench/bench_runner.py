@@ -97,6 +97,23 @@ async def main():
     return t, len([o for o in out if o])
 t0, ok = asyncio.run(main())
 """,
+    "the same, answer as dicts (client.post, cast_to=object)": """
+import asyncio, openai
+async def main():
+    client = openai.AsyncOpenAI(base_url=BASE + "/v1", api_key="sandbox", max_retries=0,
+                                http_client=openai.DefaultAioHttpClient())
+    sem = asyncio.Semaphore(CONC)
+    async def one(model, prompt):
+        async with sem:  # what protokit's adapters do (protokit.models._clients.post_json)
+            data = await client.post("/chat/completions", cast_to=object,
+                                     body={"model": model, "messages": [{"role": "user", "content": prompt}]})
+            return data["choices"][0]["message"]["content"]
+    t = clock()
+    out = await asyncio.gather(*(one(m, p) for m, p in WORK))
+    await client.close()
+    return t, len([o for o in out if o])
+t0, ok = asyncio.run(main())
+""",
     "protokit Runner (cache off)": """
 import asyncio, protokit as pk
 from protokit.runner import Runner, Call
@@ -227,7 +244,7 @@ async def main():
     return t, len([o for o in out if o])
 t0, ok = asyncio.run(main())
 """,
-    "stream: the SDK's SSE decoder, dicts (cast_to=object)": """
+    "stream: the SDK's SSE decoder, events as dicts (cast_to=object)": """
 import asyncio, openai
 async def main():
     client = openai.AsyncOpenAI(base_url=BASE + "/v1", api_key="sandbox", max_retries=0,

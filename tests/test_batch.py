@@ -296,6 +296,41 @@ def test_protokit_runs_resume_finishes_a_killed_run_without_sending_again(sb, tm
     assert code == 0 and "8/8 rows" in out and sb.stats()["requests"] == 0
 
 
+def test_two_processes_waiting_on_one_batch_both_finish(sb, tmp_path):
+    """A shell resume and the same compare re-run in the notebook wait on one pending batch. The resume
+    reads it first and deletes what it left at the provider; the notebook's run then finishes from the
+    cache and the ledger instead of failing to read files that are gone."""
+    db = tmp_path / "twice.db"
+    run_id = _run_and_kill(sb, db)
+    pk.cache.configure(path=db, mode="auto")
+    paused, go = threading.Event(), threading.Event()
+
+    def on_batch(progress) -> None:  # the notebook's run stops here, having seen its batches still running
+        if not paused.is_set():
+            paused.set()
+            go.wait(120)
+
+    found: dict = {}
+    notebook = threading.Thread(target=lambda: found.update(cmp=pk.compare(
+        models(sb), "{q}", [{"q": c["q"]} for c in CASES], batch=True, on_batch=on_batch)))
+    notebook.start()
+    try:
+        assert paused.wait(60), "the notebook's compare never polled"
+        sb.set_batch_delay(0.3)
+        env = {**os.environ, "OPENAI_API_KEY": KEY, "ANTHROPIC_API_KEY": KEY}
+        shell = subprocess.run([sys.executable, "-c", "import sys; from protokit.cli.main import main; "
+                                "main(sys.argv[1:])", "runs", "resume", run_id, "--path", str(db)],
+                               env=env, capture_output=True, text=True, timeout=120)
+        assert shell.returncode == 0 and "8/8 rows, 0 errors" in shell.stdout, shell.stdout + shell.stderr
+    finally:
+        go.set()
+        notebook.join(60)
+    r = found["cmp"].results
+    assert r["error"].isna().all(), r["error_message"].tolist()
+    assert r["output"].tolist() == pk.load_run(run_id, path=db).results["output"].tolist()
+    assert sb.stats()["batches"] == {"openai": 1, "anthropic": 1}  # never sent again
+
+
 # A judge named by its spec (rebuilt from the run store) whose echoed template carries its verdict.
 _BUILT_INS = ('[pk.scorers.exact("label"), pk.scorers.contains("label", name="mentions"), '
               'pk.scorers.judge("openai:echo", "about a parcel?", template="SCORE: 4\\nREASON: {rubric} {output}", '

@@ -311,6 +311,33 @@ def test_two_processes_write_one_new_file_at_once(tmp_path: Path) -> None:
     assert len(names) == len(set(names)) == len(MIGRATIONS)  # each applied exactly once
 
 
+_ONE_WRITE = """
+import sys
+from protokit.cache import Cache
+c = Cache(sys.argv[1])
+c.put("other", {"provider": "openai", "model": "m", "messages": [], "options": {}, "sample": 0}, {"text": "o"})
+"""
+
+
+def test_opening_a_cache_twice_in_one_process_keeps_its_wal_safe_from_other_processes(tmp_path: Path) -> None:
+    """A second Cache on a file this process has open (pk.load_run of the configured cache does this) must not
+    drop the first one's locks: another process that then closed the file would take itself for its last user
+    and delete the WAL, and the first connection's later writes would go to a deleted file and be lost."""
+    db = tmp_path / "shared.db"
+    first = Cache(db)
+    first.put("before", req("before"), entry("before"))
+    Cache(db, mode="replay").get("before")  # opened (and inspected) again, as a second reader
+    done = subprocess.run([sys.executable, "-c", _ONE_WRITE, str(db)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert Path(f"{db}-wal").exists()  # still ours: the other process did not take it
+    first.put("after", req("after"), entry("after"))
+    first.close()
+    out = subprocess.run([sys.executable, "-c", "import sys; from protokit.cache import Cache; "
+                          "print(sorted(e['key'] for e in Cache(sys.argv[1], mode='replay').entries()))", str(db)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.stdout.split() == ["['after',", "'before',", "'other']"], out.stderr
+
+
 def test_threads_share_one_cache() -> None:
     c = Cache("protokit.db")
     errors: list[BaseException] = []

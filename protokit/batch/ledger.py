@@ -144,6 +144,17 @@ class Ledger:
         with self.cache.transaction() as conn:
             conn.execute("UPDATE batch_jobs SET status = ? WHERE id = ?", (status, job.id))
 
+    def status(self, job: Job) -> str | None:
+        """The job's status as the ledger holds it now (another process may have moved it on); None if unknown."""
+        if not self.writable:
+            return None
+        with self.cache.lock:
+            conn = self.cache.connection()
+            if not self._has_tables(conn):
+                return None
+            row = conn.execute("SELECT status FROM batch_jobs WHERE id = ?", (job.id,)).fetchone()
+        return str(row[0]) if row else None
+
     def add_errors(self, job: Job, errors: Iterable[tuple[str, Mapping[str, Any]]]) -> None:
         """Record the errors some of a job's requests ended in, ``(key, {kind, status, message})``."""
         if not self.writable:

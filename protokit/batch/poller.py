@@ -36,12 +36,13 @@ from protokit.batch.base import Answer, Backend, BatchInput, Result, Status, bat
 from protokit.batch.ledger import Job, Ledger
 from protokit.batch.progress import BatchProgress, TextBar, batch_progress
 from protokit.batch.registry import backend_for, backend_named, batchable
-from protokit.errors import BadRequestError, Cancelled, ProtokitError, ProviderError, safe_text
+from protokit.errors import BadRequestError, Cancelled, ProtokitError, ProviderError, ServerError, safe_text
 from protokit.models import Model, Request, Response, base
 from protokit.runner import Call, Outcome, Progress, Runner
 from protokit.secrets import looks_like_key
 
-__all__ = ["POLL_FIRST_S", "POLL_MAX_S", "BatchRun", "Live", "OnBatch", "Pending", "request_of", "run_calls"]
+__all__ = ["POLL_FIRST_S", "POLL_MAX_S", "BatchRun", "Live", "OnBatch", "Pending", "request_of", "run_calls",
+           "stored_error"]
 
 POLL_FIRST_S = 0.2  # the first look; each next one waits 1.5x longer, up to POLL_MAX_S
 POLL_MAX_S = 30.0
@@ -128,6 +129,13 @@ def request_of(d: Mapping[str, Any]) -> Request:
                    int(d.get("sample", 0)))
 
 
+def stored_error(info: Mapping[str, Any]) -> ProtokitError:
+    """An error a collected batch recorded for a request (:func:`_error_info`), as it was classified then."""
+    error = ProviderError(str(info.get("message") or "failed in its batch"), status=info.get("status"))
+    error.kind = str(info.get("kind") or "provider")
+    return error
+
+
 def _error_info(error: ProtokitError) -> dict[str, Any]:
     """What the ledger keeps of the error a request ended in."""
     return {"kind": getattr(error, "kind", None) or type(error).__name__.lower(),
@@ -192,6 +200,39 @@ class BatchRun:
             except ProtokitError as exc:  # a schema error keeps the answer (exc.response) for the row
                 self.end(pos, Outcome(call, error=exc, attempts=1))
         self._settle(p, first)
+
+    def end_collected(self, positions: Sequence[int], model: Model, key: str, error: Mapping[str, Any] | None,
+                      job_id: str) -> Response | None:
+        """End calls whose batch was read already (by an earlier run, or by another process now): the answer
+        from the cache, else the error the ledger recorded for it. Returns the first call's response."""
+        entry = self.cache.get(key) if error is None else None
+        first: Response | None = None
+        for pos in positions:
+            call = self.calls[pos]
+            if entry is None:
+                self.end(pos, Outcome(call, error=stored_error(error or {
+                    "message": f"{model.id}: the answer read from batch {job_id} is no longer in the cache"})))
+                continue
+            response = Response.from_entry(model.id, entry, sample=call.request.sample, key=key)
+            first = first or response
+            try:
+                self.end(pos, Outcome(call, response=model.finish(call.request, response)))
+            except ProtokitError as exc:  # a schema error keeps the answer (exc.response) for the row
+                self.end(pos, Outcome(call, error=exc))
+        return first
+
+    def _collected_elsewhere(self, j: Live) -> bool:
+        """Whether another process has read this batch (the ledger says so). It then deleted what the batch
+        left at the provider, so this run reads nothing there: its calls are ended from the cache and ledger."""
+        if self.ledger.status(j.job) != "collected":
+            return False
+        for held in self.ledger.requests(j.job):
+            p = j.pending.pop(held.key, None)
+            if p is not None:
+                self._settle(p, self.end_collected(p.positions, p.model, held.key, held.error, j.job.id))
+        self._fail(j, ServerError(f"{j.model.id}: batch {j.job.id} was read by another process, which kept no "
+                                  "result for this request", model=j.model.id))  # none expected: ends the rest
+        return True
 
     def _fail(self, live: Live, error: ProtokitError) -> None:
         live.done = True
@@ -421,12 +462,16 @@ class BatchRun:
             await asyncio.sleep(min(0.1, left))
 
     async def _poll(self, j: Live) -> None:
+        if self._collected_elsewhere(j):  # a resume from the shell and a re-run cell can wait on one batch
+            return
         try:
             status = await j.backend.status(j.model, j.job.state["ids"])
             j.status = status
             if status.state == "ended":
                 await self._collect(j)
         except ProviderError as exc:
+            if self._collected_elsewhere(j):  # read and deleted by another process while this one looked
+                return
             j.failures += 1
             if exc.retryable and j.failures < _MAX_POLL_FAILURES:
                 return

@@ -12,8 +12,8 @@ from protokit.batch.ledger import OPEN, Job, Ledger
 from protokit.batch.poller import BatchRun, Live, Pending, request_of
 from protokit.batch.progress import TextBar
 from protokit.batch.registry import backend_named
-from protokit.errors import ConfigError, ProtokitError, ProviderError
-from protokit.models import Model, Response
+from protokit.errors import ConfigError
+from protokit.models import Model
 from protokit.runner import Call, Outcome
 
 __all__ = ["open_jobs", "resume_run"]
@@ -32,13 +32,6 @@ def _model_of(job: Job) -> Model:
     if st.get("price"):
         kwargs["price"] = st["price"]
     return make_model(job.model, **kwargs)
-
-
-def _stored_error(info: Mapping[str, Any]) -> ProtokitError:
-    """An error a collected batch recorded for a request, as it was classified then."""
-    error = ProviderError(str(info.get("message") or "failed in its batch"), status=info.get("status"))
-    error.kind = str(info.get("kind") or "provider")
-    return error
 
 
 def open_jobs(run_id: str, cache: cache_mod.Cache) -> list[Job]:
@@ -81,18 +74,7 @@ async def resume_run(run_id: str, cache: cache_mod.Cache, *, cancel: bool = Fals
     batch = BatchRun(calls, cache=cache, run_id=run_id, cancel_on_interrupt=False, bar=bar)
     batch.jobs = live
     for job, model, key, where, error in done:
-        entry = cache.get(key) if error is None else None
-        for pos in where:
-            call = calls[pos]
-            if entry is None:
-                batch.end(pos, Outcome(call, error=_stored_error(error or {
-                    "message": f"{model.id}: the answer read from batch {job.id} is no longer in the cache"})))
-                continue
-            response = Response.from_entry(model.id, entry, sample=call.request.sample, key=key)
-            try:
-                batch.end(pos, Outcome(call, response=model.finish(call.request, response)))
-            except ProtokitError as exc:
-                batch.end(pos, Outcome(call, error=exc))
+        batch.end_collected(where, model, key, error, job.id)
     if cancel:
         await batch.cancel_at_provider(live)
     await batch.wait()

@@ -13,7 +13,6 @@ from protokit.cache.schema import bootstrap, migrate
 from protokit.errors import CacheError
 
 BUSY_MS = 30_000
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 
 
 def create_file(path: Path, shown: str, *, create: bool) -> bool:
@@ -39,18 +38,19 @@ def create_file(path: Path, shown: str, *, create: bool) -> bool:
 
 
 def inspect_file(path: Path, shown: str) -> None:
-    """Refuse a corrupt or foreign file, reading it only (read-only connection)."""
+    """Refuse a corrupt or foreign file, reading it only (read-only connection).
+
+    The file is read through SQLite alone, never opened by hand: closing any descriptor of a file
+    drops every POSIX lock the process holds on it, so reading its header while this process has
+    it open as a cache would let another process take it for unused and delete its WAL.
+    """
     try:
-        with open(path, "rb") as f:
-            head = f.read(16)
+        if path.stat().st_size == 0:
+            return  # an empty file is a cache another process is just creating
     except OSError as exc:
         raise CacheError(f"cannot read cache {shown}: {(exc.strerror or str(exc)).lower()}; fix its permissions "
                          "(chmod u+rw) or point PROTOKIT_CACHE at another path") from exc
-    if not head:
-        return  # an empty file is a cache another process is just creating
     fix = "move it away or point PROTOKIT_CACHE at another path"
-    if head != _SQLITE_MAGIC:
-        raise CacheError(f"{shown} is not a protokit cache (not a SQLite file, or a corrupt one); {fix}")
     try:
         ro = connect_ro(path)
         try:
@@ -63,6 +63,8 @@ def inspect_file(path: Path, shown: str) -> None:
         if is_readonly(exc):  # not corrupt: SQLite could not even open it for reading
             raise CacheError(f"cannot read cache {shown}: {exc}; check the permissions of the file and its "
                              "folder, or point PROTOKIT_CACHE at another path") from exc
+        if "not a database" in str(exc):
+            raise CacheError(f"{shown} is not a protokit cache (not a SQLite file, or a corrupt one); {fix}") from exc
         raise CacheError(f"{shown} is a corrupt SQLite file ({exc}); {fix}") from exc
     if not check or check[0] != "ok":
         raise CacheError(f"{shown} is a corrupt SQLite file (quick_check: {check and check[0]}); {fix}")
