@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import protokit as pk
@@ -82,6 +82,8 @@ def echo_models(sandbox) -> dict[str, pk.Model]:
 @settings(max_examples=25, deadline=None, database=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=TEXTS, provider=st.sampled_from(["openai", "anthropic"]))
 def test_replay_equals_live_over_http(sandbox, echo_models: dict[str, pk.Model], text: str, provider: str) -> None:
+    # Anthropic's API refuses an empty message (so does the sandbox): echo cannot be asked to answer nothing.
+    assume(provider != "anthropic" or text != "")
     model = echo_models[provider]
     pk.cache.configure(mode="record")  # always goes to the server, and records what came back
     before = sandbox.stats()["requests"]
@@ -102,7 +104,9 @@ def test_hostile_answers_record_and_replay_byte_identically(sandbox, echo_models
                                                             provider: str, stream: bool) -> None:
     model = echo_models[provider]
     # Streamed, every word is an event the SDK parses: the long prose one is left to the unstreamed run.
-    answers = {n: t for n, t in ANSWERS.items() if not stream or len(t.split()) < 2000}
+    # Anthropic refuses an empty message, so echo cannot be asked there for an empty answer (OpenAI covers it).
+    answers = {n: t for n, t in ANSWERS.items() if (not stream or len(t.split()) < 2000)
+               and (provider != "anthropic" or t)}
     before = sandbox.stats()["requests"]
 
     def ask(text: str) -> pk.Response:
@@ -136,7 +140,9 @@ def test_url_slugs_are_not_mistaken_for_keys(sandbox, echo_models: dict[str, pk.
 
 
 def test_hostile_answers_through_compare_and_the_html_export(sandbox, echo_models: dict[str, pk.Model]) -> None:
-    cases = [{"case": name, "q": text} for name, text in ANSWERS.items()]
+    # Not the empty answer: Anthropic refuses an empty message (the tests above cover it with OpenAI).
+    hostile = {name: text for name, text in ANSWERS.items() if text}
+    cases = [{"case": name, "q": text} for name, text in hostile.items()]
     models = list(echo_models.values())
     live = pk.compare(models, "{q}", cases)
     pk.cache.configure(mode="replay")
@@ -146,7 +152,7 @@ def test_hostile_answers_through_compare_and_the_html_export(sandbox, echo_model
         assert r["error"].isna().all(), r["error_message"].dropna().tolist()
         assert (r["cached"] == cached).all()
         by_case = {(row.case, row.model): row.output for row in r.itertuples()}
-        for name, text in ANSWERS.items():
+        for name, text in hostile.items():
             for m in models:
                 assert by_case[(name, m.id)] == text, (name, m.id)
         assert r["secret_shaped"].tolist() == [looks_like_key(c["q"]) for c in cases for _ in models]
