@@ -81,6 +81,14 @@ def sandbox(_sandbox_server):
     _sandbox_server.set_faults(None, seed=0)
 
 
+@pytest.fixture
+def sb(sandbox):
+    """The session's sandbox, its batches taking 0.3 s (their requests finishing one by one)."""
+    sandbox.set_batch_delay(0.3)
+    yield sandbox
+    sandbox.set_batch_delay(0.0)
+
+
 def _chattr(flag: str, path: Path) -> bool:
     chattr = shutil.which("chattr")
     if chattr is None:

@@ -29,14 +29,6 @@ KEY = "sandbox-key"
 CASES = [{"q": f"ticket {i}: my parcel never came", "label": f"ticket {i}: my parcel never came"} for i in range(4)]
 
 
-@pytest.fixture
-def sb(sandbox):
-    """The session's sandbox, its batches taking 0.3 s (their requests finishing one by one)."""
-    sandbox.set_batch_delay(0.3)
-    yield sandbox
-    sandbox.set_batch_delay(0.0)
-
-
 def models(sb, *names: str) -> list[pk.Model]:
     out = []
     for spec in names or ("openai:gpt-4.1-mini", "anthropic:claude-haiku-4-5"):

@@ -18,13 +18,6 @@ KEY = "sandbox-key"
 CASES = [{"q": f"question {i}"} for i in range(8)]
 
 
-@pytest.fixture
-def sb(sandbox):
-    sandbox.set_batch_delay(0.3)
-    yield sandbox
-    sandbox.set_batch_delay(0.0)
-
-
 def models(sb, *specs: str) -> list[pk.Model]:
     return [pk.model(s, base_url=sb.openai_base_url if s.startswith("openai:") else sb.anthropic_base_url,
                      api_key=KEY) for s in specs]

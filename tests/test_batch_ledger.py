@@ -9,7 +9,6 @@ import sqlite3
 import time
 
 import openai
-import pytest
 from test_batch import _run_and_kill
 
 import protokit as pk
@@ -21,13 +20,6 @@ from protokit.batch.openai import OpenAIBatches
 
 KEY = "sandbox-key"
 SPECS = ("openai:gpt-4.1-mini", "anthropic:claude-haiku-4-5")
-
-
-@pytest.fixture
-def sb(sandbox):
-    sandbox.set_batch_delay(0.3)
-    yield sandbox
-    sandbox.set_batch_delay(0.0)
 
 
 def models(sb, *specs: str) -> list[pk.Model]:

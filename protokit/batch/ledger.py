@@ -173,31 +173,25 @@ class Ledger:
 
     def requests(self, job: Job) -> Iterator[Held]:
         """The requests a job holds, read a page at a time."""
-        after = ""
-        while True:
-            with self.cache.lock:
-                conn = self.cache.connection()
-                if not self._has_tables(conn):
-                    return
-                rows = conn.execute("SELECT key, request, tags, error FROM batch_requests WHERE job_id = ? AND "
-                                    "key > ? ORDER BY key LIMIT ?", (job.id, after, _PAGE)).fetchall()
-            for key, request, tags, error in rows:
-                yield Held(key, json.loads(request), json.loads(tags), json.loads(error) if error else None)
-            if len(rows) < _PAGE:
-                return
-            after = rows[-1][0]
+        for key, request, tags, error in self._paged(job, "key, request, tags, error"):
+            yield Held(key, json.loads(request), json.loads(tags), json.loads(error) if error else None)
 
     def keys(self, job: Job) -> Iterator[str]:
         """The cache keys (and custom ids) of a job's requests, read a page at a time."""
+        for (key,) in self._paged(job, "key"):
+            yield key
+
+    def _paged(self, job: Job, columns: str) -> Iterator[tuple[Any, ...]]:
+        """Rows of a job's requests in key order, ``_PAGE`` at a time (``columns`` starts with ``key``)."""
         after = ""
         while True:
             with self.cache.lock:
                 conn = self.cache.connection()
                 if not self._has_tables(conn):
                     return
-                rows = conn.execute("SELECT key FROM batch_requests WHERE job_id = ? AND key > ? ORDER BY key "
-                                    "LIMIT ?", (job.id, after, _PAGE)).fetchall()
-            yield from (r[0] for r in rows)
+                rows = conn.execute(f"SELECT {columns} FROM batch_requests WHERE job_id = ? AND key > ? "
+                                    "ORDER BY key LIMIT ?", (job.id, after, _PAGE)).fetchall()
+            yield from rows
             if len(rows) < _PAGE:
                 return
             after = rows[-1][0]

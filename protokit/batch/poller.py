@@ -24,25 +24,33 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from protokit import cache as cache_mod
-from protokit.batch.base import Answer, Backend, BatchInput, Result, Status, batch_cost, batch_reserve
+from protokit.batch.base import Answer, Backend, BatchInput, Result, batch_reserve
 from protokit.batch.ledger import Job, Ledger
+from protokit.batch.pending import (
+    Live,
+    Pending,
+    batch_group,
+    batch_response,
+    error_info,
+    json_tag,
+    request_of,
+    server_of,
+    stored_error,
+    tally,
+)
 from protokit.batch.progress import BatchProgress, TextBar, batch_progress
 from protokit.batch.registry import backend_for, backend_named, batchable
 from protokit.errors import BadRequestError, Cancelled, ProtokitError, ProviderError, ServerError, safe_text
 from protokit.models import Model, Request, Response, base
 from protokit.runner import Call, Outcome, Progress, Runner
-from protokit.secrets import looks_like_key
 
-__all__ = ["POLL_FIRST_S", "POLL_MAX_S", "BatchRun", "Live", "OnBatch", "Pending", "request_of", "run_calls",
-           "stored_error"]
+__all__ = ["POLL_FIRST_S", "POLL_MAX_S", "BatchRun", "OnBatch", "run_calls"]
 
 POLL_FIRST_S = 0.2  # the first look; each next one waits 1.5x longer, up to POLL_MAX_S
 POLL_MAX_S = 30.0
@@ -55,91 +63,6 @@ OnOutcome = Callable[[Outcome, Progress], None]
 OnBatch = Callable[[BatchProgress], None]
 
 _log = logging.getLogger(__name__)
-
-
-@dataclass(slots=True)
-class Pending:
-    """One request to send (or being waited for), and the calls (positions) it answers; dropped once answered."""
-
-    key: str
-    model: Model
-    request: Request
-    positions: list[int]
-    reserved: float | None = None  # held in the run's budget until it is answered
-
-
-@dataclass
-class Live:
-    """A batch this run waits for."""
-
-    job: Job
-    backend: Backend
-    model: Model  # whose client talks to the provider
-    pending: dict[str, Pending]
-    status: Status | None = None
-    failures: int = 0
-    done: bool = False
-
-
-def _server(model: Model) -> str | None:
-    server = getattr(model, "_server", None)
-    found = server() if callable(server) else None
-    return safe_text(found) if isinstance(found, str) else None
-
-
-def _group(model: Model, request: Request) -> tuple[Any, ...]:
-    """Calls that can share a batch: one provider, server, key and model name."""
-    key = getattr(model, "_key", None)
-    secret = key() if callable(key) else None
-    return (model.provider, _server(model), hash(secret), request.model)
-
-
-def _tag(value: Any) -> Any:
-    try:
-        json.dumps(value)
-    except (TypeError, ValueError):
-        return str(value)
-    return value
-
-
-def _tally(progress: Progress, outcome: Outcome) -> None:
-    progress.done += 1
-    if outcome.error is not None:
-        progress.errors += 1
-    elif outcome.response is not None:
-        progress.cached += bool(outcome.response.cached)
-        progress.cost_usd += outcome.response.cost_usd or 0.0
-
-
-def _response(model: Model, request: Request, answer: Answer, key: str, latency: float) -> Response:
-    """A batched answer as a Response: priced at the batch price, its latency the batch's turnaround."""
-    u = answer.usage
-    cost, price_date = batch_cost(model, u)
-    return Response(text=answer.text, model=model.id, latency_s=latency, input_tokens=u.input_tokens,
-                    output_tokens=u.output_tokens, cached_input_tokens=u.cached_input_tokens,
-                    reasoning_tokens=u.reasoning_tokens, cost_usd=cost, finish_reason=u.finish_reason,
-                    provider_model=u.provider_model, sample=request.sample, key=key,
-                    secret_shaped=looks_like_key(answer.text), served_by=model.id, price_date=price_date,
-                    tool_calls=u.tool_calls, raw=u.raw)
-
-
-def request_of(d: Mapping[str, Any]) -> Request:
-    """A request rebuilt from its cache request dict (the ledger's copy)."""
-    return Request(d["provider"], d["model"], tuple(dict(m) for m in d["messages"]), dict(d["options"]),
-                   int(d.get("sample", 0)))
-
-
-def stored_error(info: Mapping[str, Any]) -> ProtokitError:
-    """An error a collected batch recorded for a request (:func:`_error_info`), as it was classified then."""
-    error = ProviderError(str(info.get("message") or "failed in its batch"), status=info.get("status"))
-    error.kind = str(info.get("kind") or "provider")
-    return error
-
-
-def _error_info(error: ProtokitError) -> dict[str, Any]:
-    """What the ledger keeps of the error a request ended in."""
-    return {"kind": getattr(error, "kind", None) or type(error).__name__.lower(),
-            "status": getattr(error, "status", None), "message": str(error)}
 
 
 class BatchRun:
@@ -174,7 +97,7 @@ class BatchRun:
         self._ended[pos] = 1
         if self.keep:
             self.outcomes[pos] = outcome
-        _tally(self.progress, outcome)
+        tally(self.progress, outcome)
         if self.on_outcome is not None:
             self.on_outcome(outcome, self.progress)
 
@@ -192,7 +115,7 @@ class BatchRun:
             if not isinstance(result, Answer):
                 self.end(pos, Outcome(call, error=result, attempts=1))
                 continue
-            response = _response(call.model, call.request, result, p.key, latency)
+            response = batch_response(call.model, call.request, result, p.key, latency)
             response.cached = n > 0  # the same request as the first call: answered once
             first = first or response
             try:
@@ -260,7 +183,7 @@ class BatchRun:
                 call = self.calls[pos]
                 at = (id(call.model), call.request.model)
                 if at not in group_of:
-                    group_of[at] = groups.setdefault(_group(call.model, call.request), {})
+                    group_of[at] = groups.setdefault(batch_group(call.model, call.request), {})
                 group = group_of[at]
                 if key in group:
                     group[key].positions.append(pos)
@@ -315,7 +238,7 @@ class BatchRun:
             if not held:
                 continue
             model = where[held[0]][held[0]].model
-            if job.model != model.spec or job.state.get("base_url") != _server(model):
+            if job.model != model.spec or job.state.get("base_url") != server_of(model):
                 continue  # the same request to another server: that batch is not ours to read
             self.jobs.append(Live(job, backend_named(job.provider), model, {k: where[k].pop(k) for k in held}))
 
@@ -352,9 +275,9 @@ class BatchRun:
                 self._end_pending(p, _submit_error(exc, model))
             return
         job = Job(str(ids["id"]), self.run_id, backend.provider, model.spec, "submitted",
-                  {"model_id": model.id, "base_url": _server(model), "price": model.price, "ids": ids,
+                  {"model_id": model.id, "base_url": server_of(model), "price": model.price, "ids": ids,
                    "submitted": time.time(), "size": len(chunk)})
-        self.ledger.save(job, ((p.key, p.request.key_dict(), [_tag(self.calls[i].tag) for i in p.positions])
+        self.ledger.save(job, ((p.key, p.request.key_dict(), [json_tag(self.calls[i].tag) for i in p.positions])
                                for p in chunk))
         self.jobs.append(Live(job, backend, model, {p.key: p for p in chunk}))
 
@@ -515,7 +438,7 @@ class BatchRun:
         missing: ProtokitError | None = None
         if j.pending or read < j.job.size:
             missing = await j.backend.missing(j.model, j.job.state["ids"])
-            self.ledger.add_missing(j.job, _error_info(missing))
+            self.ledger.add_missing(j.job, error_info(missing))
         self.ledger.set_status(j.job, "collected")
         j.done = True
         if missing is not None:
@@ -539,9 +462,9 @@ class BatchRun:
                 continue  # read twice: stored the first time
             if isinstance(result, Answer):
                 model = p.model if p is not None else j.model
-                entries.append((key, request.key_dict(), _response(model, request, result, key, latency).entry()))
+                entries.append((key, request.key_dict(), batch_response(model, request, result, key, latency).entry()))
             else:
-                errors.append((key, _error_info(result)))
+                errors.append((key, error_info(result)))
             if p is not None:
                 answered.append((p, result))
         if entries:
@@ -590,7 +513,7 @@ def _with_message(exc: ProviderError, message: str) -> ProviderError:
 def _submit_error(exc: ProviderError, model: Model) -> ProviderError:
     """A batch the provider would not take; a 404 means the server has no batch API (a local server)."""
     if exc.status == 404:
-        return BadRequestError(f"{model.id}: {_server(model) or model.provider} has no batch API (404 when "
+        return BadRequestError(f"{model.id}: {server_of(model) or model.provider} has no batch API (404 when "
                                f"sending the batch); run with batch=False", status=404, model=model.id)
     return exc
 

@@ -9,7 +9,8 @@ from typing import Any
 
 from protokit import cache as cache_mod
 from protokit.batch.ledger import OPEN, Job, Ledger
-from protokit.batch.poller import BatchRun, Live, Pending, request_of
+from protokit.batch.pending import Live, Pending, request_of
+from protokit.batch.poller import BatchRun
 from protokit.batch.progress import TextBar
 from protokit.batch.registry import backend_named
 from protokit.errors import ConfigError
