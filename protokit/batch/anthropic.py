@@ -61,10 +61,12 @@ class AnthropicBatches:
         with m._sdk_errors(anthropic, _DEFAULT_SERVER):
             batch = await m._client().messages.batches.retrieve(ids["id"])
         c = batch.request_counts
-        failed = c.errored + c.canceled + c.expired
-        done = c.succeeded + failed
-        return Status("ended" if batch.processing_status == "ended" else "running", done, failed, done + c.processing,
-                      provider_status=batch.processing_status)
+        with m._shape():  # the SDK does not check the types of what a server sends: a count must be a number
+            failed = int(c.errored) + int(c.canceled) + int(c.expired)
+            done = int(c.succeeded) + failed
+            total = done + int(c.processing)
+        return Status("ended" if batch.processing_status == "ended" else "running", done, failed, total,
+                      provider_status=safe_text(str(batch.processing_status)))
 
     async def results(self, model: Model, ids: Mapping[str, Any],
                       request_of: RequestOf) -> AsyncIterator[tuple[str, Result]]:

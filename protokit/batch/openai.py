@@ -76,13 +76,16 @@ class OpenAIBatches:
         with m._sdk_errors(openai, _DEFAULT_SERVER):
             batch = await m._client().batches.retrieve(ids["id"])
         counts = batch.request_counts
-        done, failed, total = (counts.completed + counts.failed, counts.failed, counts.total) if counts else (0, 0, 0)
+        with m._shape():  # the SDK does not check the types of what a server sends: a count must be a number
+            done, failed, total = ((int(counts.completed) + int(counts.failed), int(counts.failed), int(counts.total))
+                                   if counts else (0, 0, 0))
+        shown = safe_text(str(batch.status))
         if batch.status == "failed":
-            found = [e.message or e.code or "" for e in (batch.errors.data or [])] if batch.errors else []
+            found = [str(e.message or e.code or "") for e in (batch.errors.data or [])] if batch.errors else []
             reason = "; ".join(x for x in found[:3] if x) or "the provider gave no reason"
-            return Status("failed", done, failed, total, safe_text(reason), provider_status=batch.status)
+            return Status("failed", done, failed, total, safe_text(reason), provider_status=shown)
         state = "ended" if batch.status in ("completed", "expired", "cancelled") else "running"
-        return Status(state, done, failed, total, provider_status=batch.status)
+        return Status(state, done, failed, total, provider_status=shown)
 
     async def results(self, model: Model, ids: Mapping[str, Any],
                       request_of: RequestOf) -> AsyncIterator[tuple[str, Result]]:

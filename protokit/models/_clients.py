@@ -197,7 +197,7 @@ class ServerModel(Model):
             yield
         except ProtokitError:  # a refusal or content filter found while reading: already classified
             raise
-        except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError, OverflowError) as exc:
             raise ServerError(f"{self.id}: the provider sent a malformed response "
                               f"({type(exc).__name__}: {safe_text(str(exc)):.80})", model=self.id) from exc
 
