@@ -190,6 +190,13 @@ def test_batch_and_streaming_together_is_one_clear_error_before_any_request(sb, 
     assert sb.stats()["requests"] == 0 and sb.stats()["batches"] == {}
 
 
+def test_a_request_that_cannot_be_asked_is_its_rows_error_and_the_batch_goes_on(sb):
+    r = pk.compare(models(sb, "anthropic:claude-haiku-4-5"), "{q}", [{"q": ""}, {"q": "fine"}], batch=True).results
+    assert r["error"].tolist()[0] == "config" and "message 0 (user) is empty" in r["error_message"].tolist()[0]
+    assert pd.isna(r["error"].tolist()[1]) and r["output"].tolist()[1]
+    assert sb.stats()["batches"] == {"anthropic": 1}
+
+
 def test_budget_holds_batch_calls_back(sb):
     r = pk.compare(models(sb, "openai:gpt-4.1-mini"), "{q}", CASES, batch=True, budget_usd=0.0).results
     assert (r["error"] == "not_run_budget").all() and sb.stats()["batches"] == {}

@@ -152,11 +152,28 @@ def test_a_turn_answered_only_with_tool_calls_goes_back_as_its_calls(sandbox, pr
     assert (est.calls, est.cached) == (2, 2), est
 
 
+EMPTY_TURN = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""},
+              {"role": "user", "content": "again"}]
+
+
 def test_the_sandbox_refuses_an_empty_message_as_anthropic_does(sandbox):
-    m = model(sandbox, "anthropic")
-    with pytest.raises(pk.errors.BadRequestError, match="non-empty content"):
-        m.complete([{"role": "user", "content": "hi"}, {"role": "assistant", "content": ""},
-                    {"role": "user", "content": "again"}])
+    import anthropic
+
+    client = anthropic.Anthropic(base_url=sandbox.anthropic_base_url, api_key=KEY, max_retries=0)
+    with pytest.raises(anthropic.BadRequestError, match="non-empty content"):
+        client.messages.create(model="echo", max_tokens=10, messages=EMPTY_TURN)  # type: ignore[arg-type]
+    assert client.messages.create(model="echo", max_tokens=10, messages=[  # a final assistant prefill may be empty
+        {"role": "user", "content": "hi"}, {"role": "assistant", "content": ""}]).content is not None
+
+
+def test_protokit_says_which_message_is_empty_before_anthropic_refuses_it(sandbox):
+    before = sandbox.stats()["requests"]
+    with pytest.raises(pk.ConfigError, match=r"message 1 \(assistant\) is empty"):
+        model(sandbox, "anthropic").complete(EMPTY_TURN)
+    r = pk.compare([model(sandbox, "anthropic")], "{q}", [{"q": ""}, {"q": "fine"}]).results
+    assert r["error"].tolist()[0] == "config" and "message 0 (user) is empty" in r["error_message"].tolist()[0]
+    assert pd.isna(r["error"].tolist()[1])
+    assert sandbox.stats()["requests"] == before + 1  # only the case that was not empty was sent
 
 
 def test_statistics_take_each_cases_mean_over_its_turns(sandbox):

@@ -254,7 +254,11 @@ class BatchRun:
             batch = BatchInput(backend.max_requests, backend.max_bytes)
             try:
                 for p in pending.values():
-                    line = backend.line(model, p.request, p.key)
+                    try:
+                        line = backend.line(model, p.request, p.key)
+                    except ProtokitError as exc:  # this request cannot be asked (an empty message): its rows say why
+                        self._end_pending(p, exc)
+                        continue
                     if not batch.add(line):  # full: send it, start the next one with this line
                         await self._send(backend, model, batch, chunk)
                         batch.close()

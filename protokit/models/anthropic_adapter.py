@@ -48,6 +48,11 @@ class AnthropicModel(ServerModel):
             "messages": _wire([m for m in request.messages if m["role"] != "system"]),
             "max_tokens": DEFAULT_MAX_TOKENS,
         }
+        for i, m in enumerate(params["messages"]):
+            if m["content"] in ("", []) and not (m["role"] == "assistant" and i == len(params["messages"]) - 1):
+                # The API refuses it with a 400 that reads like a wrong option; say what is empty instead.
+                raise ConfigError(f"{self.id}: message {i} ({m['role']}) is empty, and Anthropic refuses empty "
+                                  "messages; check the prompt template and the case's columns")
         if system:
             params["system"] = "\n\n".join(system)
         tools = [_tool(d) for d in request.options.get("tools") or ()]
