@@ -12,7 +12,7 @@ import pytest
 
 import protokit as pk
 from protokit.widgets import Compare
-from protokit.widgets import compare_widget as compare_widget_mod
+from protokit.widgets import running as running_mod
 from protokit.widgets.streaming import STREAM_INTERVAL_S, Throttle
 
 KEY = "sandbox-key"
@@ -130,7 +130,7 @@ def test_the_widget_streams_answers_into_cells_through_the_throttle(sandbox, mon
         made.append(Throttle(show, clock=fake.clock, call_later=fake.call_later))
         return made[-1]
 
-    monkeypatch.setattr(compare_widget_mod, "Throttle", frozen)
+    monkeypatch.setattr(running_mod, "Throttle", frozen)
     w = Compare([model(sandbox), model(sandbox, "anthropic")], "{ticket}", LONG)
     pieces: list[tuple[tuple, str]] = []
     shown: list[tuple[str, str, str]] = []
@@ -141,13 +141,13 @@ def test_the_widget_streams_answers_into_cells_through_the_throttle(sandbox, mon
         on_chunk(cell, text)
 
     w._on_chunk = count
-    grid_stream = compare_widget_mod.ResultGrid.stream
+    grid_stream = running_mod.ResultGrid.stream
 
     def spy(grid, case, column, sample, turn, text):
         shown.append((case, column, text))
         grid_stream(grid, case, column, sample, turn, text)
 
-    monkeypatch.setattr(compare_widget_mod.ResultGrid, "stream", spy)
+    monkeypatch.setattr(running_mod.ResultGrid, "stream", spy)
     cmp = w.run_sync()
     assert w.state == "done", w.status
     assert len(pieces) > 60 * 2  # the long answer came word by word from both providers
