@@ -19,7 +19,7 @@ import protokit as pk
 from protokit.errors import ContentFilterError, ProtokitError, ServerError
 from protokit.models.anthropic_adapter import AnthropicModel, _Accumulator, read_message
 from protokit.models.base import Usage
-from protokit.models.openai_adapter import OpenAIModel, _read_chunk, read_completion
+from protokit.models.openai_adapter import OpenAIModel, _read_chunk, read_completion, streamed_calls
 from protokit.sandbox import Sandbox
 
 PROVIDERS = ("openai", "anthropic")
@@ -108,7 +108,11 @@ _json = st.recursive(
     max_leaves=12,
 )
 # Bodies near the real shapes, so the readers get past their first key.
-_choice = st.fixed_dictionaries({}, optional={"message": _json, "delta": _json, "finish_reason": _json})
+_tool_delta = st.fixed_dictionaries({}, optional={"index": _json, "function": st.fixed_dictionaries(
+    {}, optional={"name": _json, "arguments": _json}) | _json})
+_delta = st.fixed_dictionaries({}, optional={"content": _json, "refusal": _json,
+                                             "tool_calls": st.lists(_tool_delta, max_size=3) | _json})
+_choice = st.fixed_dictionaries({}, optional={"message": _json, "delta": _delta | _json, "finish_reason": _json})
 _openai_body = st.fixed_dictionaries({}, optional={"choices": st.lists(_choice | _json, max_size=2),
                                                    "usage": _json, "model": _json})
 _block = st.fixed_dictionaries({"type": st.sampled_from(["text", "tool_use", "thinking", "x"])},
@@ -148,6 +152,7 @@ def test_any_openai_chunks_are_read_or_a_server_error(chunks: list[Any]) -> None
     def read() -> None:
         for chunk in chunks:
             _read_chunk(chunk, usage, calls, [])
+        usage.tool_calls = streamed_calls(calls)
 
     _outcome(OpenAIModel("m"), read)
 

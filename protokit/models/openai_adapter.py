@@ -68,8 +68,8 @@ class OpenAIModel(ServerModel):
                         text = _read_chunk(chunk, usage, calls, refusal)
                     if text:
                         yield text
-                usage.tool_calls = [{"name": "".join(names), "arguments": arguments_from_json("".join(args))}
-                                    for _, (names, args) in sorted(calls.items()) if "".join(names)]
+                with self._shape():
+                    usage.tool_calls = streamed_calls(calls)
                 if refusal:
                     raise _refused(self.id, "".join(refusal))
             else:
@@ -122,6 +122,12 @@ def _read_chunk(chunk: Mapping[str, Any], usage: Usage, calls: dict[int, tuple[l
         refusal.append(delta["refusal"])
     content = delta.get("content")
     return str(content) if content else None
+
+
+def streamed_calls(calls: Mapping[Any, tuple[list[str], list[str]]]) -> list[dict[str, Any]]:
+    """The tool calls a stream's deltas made, in index order: each call's name and arguments put together."""
+    return [{"name": "".join(names), "arguments": arguments_from_json("".join(args))}
+            for _, (names, args) in sorted(calls.items()) if "".join(names)]
 
 
 def _refused(model_id: str, why: str) -> ContentFilterError:
