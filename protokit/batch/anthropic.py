@@ -15,7 +15,6 @@ import anthropic
 from protokit.batch.base import Answer, BatchInput, RequestOf, Result, Status
 from protokit.errors import (
     Cancelled,
-    ContentFilterError,
     ProtokitError,
     ProviderError,
     ProviderTimeoutError,
@@ -23,7 +22,7 @@ from protokit.errors import (
     safe_text,
 )
 from protokit.models import Model, Request, Usage
-from protokit.models._errors import ERROR_TYPE_STATUS, by_status
+from protokit.models._errors import ERROR_TYPE_STATUS, by_status, refused
 from protokit.models.anthropic_adapter import AnthropicModel, _forced, read_message
 
 __all__ = ["AnthropicBatches"]
@@ -118,8 +117,7 @@ def _read_result(model: AnthropicModel, result: Any, request: Request) -> Result
         except ProtokitError as exc:
             return exc
         if usage.finish_reason == "refusal":
-            return ContentFilterError(f"{model.id}: the model refused on content grounds; rephrase the prompt",
-                                      model=model.id)
+            return refused(model.id, text)
         return Answer(text, usage)
     if kind == "errored":
         error = getattr(getattr(result, "error", None), "error", None)

@@ -16,7 +16,7 @@ from protokit.errors import (
     safe_text,
 )
 
-__all__ = ["ERROR_TYPE_STATUS", "body_message", "by_status", "retry_after", "status_of_body"]
+__all__ = ["ERROR_TYPE_STATUS", "body_message", "by_status", "refused", "retry_after", "status_of_body"]
 
 # The HTTP status each provider error ``type`` stands for: Anthropic's types, and OpenAI's where they
 # differ. Needed where an error arrives without a status of its own: an error event in a stream that
@@ -36,6 +36,13 @@ def body_message(body: object, fallback: str) -> str:
         if isinstance(err, dict) and err.get("message"):
             return str(err["message"])
     return fallback
+
+
+def refused(model: str, why: str) -> ContentFilterError:
+    """The model declined to answer (OpenAI's ``refusal``, Anthropic's ``refusal`` stop reason), saying ``why``."""
+    why = " ".join(safe_text(why).split())
+    return ContentFilterError(f"{model}: the model refused ({why:.120}); rephrase the prompt" if why else
+                              f"{model}: the model refused on content grounds; rephrase the prompt", model=model)
 
 
 def status_of_body(body: object, default: int = 500) -> int:

@@ -8,8 +8,9 @@ from typing import Any
 
 import anthropic
 
-from protokit.errors import ConfigError, ContentFilterError, MissingKeyError
+from protokit.errors import ConfigError, MissingKeyError
 from protokit.models._clients import ServerModel, client_for, post_json, transport_kwargs
+from protokit.models._errors import refused
 from protokit.models.base import Request, Usage
 from protokit.models.env import PROVIDER_ENV
 from protokit.models.images import image_data
@@ -102,8 +103,7 @@ class AnthropicModel(ServerModel):
                     text = read_message(answer, usage, forced)
                 yield text
             if usage.finish_reason == "refusal":
-                raise ContentFilterError(f"{self.id}: the model refused on content grounds; rephrase the prompt",
-                                         model=self.id)
+                raise refused(self.id, text)
 
 
 class _Accumulator:

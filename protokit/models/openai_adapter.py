@@ -8,8 +8,9 @@ from typing import Any
 
 import openai
 
-from protokit.errors import ContentFilterError, MissingKeyError, ServerError, safe_text
+from protokit.errors import ContentFilterError, MissingKeyError, ServerError
 from protokit.models._clients import ServerModel, client_for, post_json, transport_kwargs
+from protokit.models._errors import refused
 from protokit.models.base import Request, Usage
 from protokit.models.env import PROVIDER_ENV
 from protokit.models.images import image_data
@@ -71,7 +72,7 @@ class OpenAIModel(ServerModel):
                 with self._shape():
                     usage.tool_calls = streamed_calls(calls)
                 if refusal:
-                    raise _refused(self.id, "".join(refusal))
+                    raise refused(self.id, "".join(refusal))
             else:
                 completion = await post_json(client, openai, "/chat/completions", params)
                 with self._shape():
@@ -95,7 +96,7 @@ def read_completion(model_id: str, completion: Mapping[str, Any], usage: Usage) 
         raise ContentFilterError(f"{model_id}: the answer was withheld by the content filter; rephrase the prompt",
                                  model=model_id)
     if message.get("refusal") and not message.get("content"):
-        raise _refused(model_id, message["refusal"])
+        raise refused(model_id, str(message["refusal"]))
     usage.tool_calls = [{"name": fn.get("name") or "", "arguments": arguments_from_json(fn.get("arguments"))}
                         for tc in message.get("tool_calls") or () if (fn := tc.get("function"))]
     return str(message.get("content") or "")
@@ -128,12 +129,6 @@ def streamed_calls(calls: Mapping[Any, tuple[list[str], list[str]]]) -> list[dic
     """The tool calls a stream's deltas made, in index order: each call's name and arguments put together."""
     return [{"name": "".join(names), "arguments": arguments_from_json("".join(args))}
             for _, (names, args) in sorted(calls.items()) if "".join(names)]
-
-
-def _refused(model_id: str, why: str) -> ContentFilterError:
-    """The model declined to answer (OpenAI's ``refusal``, e.g. to a structured-output request)."""
-    return ContentFilterError(f"{model_id}: the model refused ({safe_text(why):.120}); rephrase the prompt",
-                              model=model_id)
 
 
 def _function(definition: Mapping[str, Any]) -> dict[str, Any]:
