@@ -28,8 +28,8 @@ from protokit.models.anthropic_adapter import AnthropicModel, _forced, read_mess
 __all__ = ["AnthropicBatches"]
 
 _DEFAULT_SERVER = "api.anthropic.com"
-# An errored request carries the error object the Messages API would have answered with; its type
-# says which HTTP status that was, and so how to classify it.
+
+
 def _adapter(model: Model) -> AnthropicModel:
     assert isinstance(model, AnthropicModel)
     return model
@@ -119,7 +119,7 @@ def _read_result(model: AnthropicModel, result: Any, request: Request) -> Result
         if usage.finish_reason == "refusal":
             return refused(model.id, text)
         return Answer(text, usage)
-    if kind == "errored":
+    if kind == "errored":  # the error object the Messages API would have answered with: its type gives the status
         error = getattr(getattr(result, "error", None), "error", None)
         etype = str(getattr(error, "type", "") or "api_error")
         message = safe_text(str(getattr(error, "message", "") or etype))

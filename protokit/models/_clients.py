@@ -234,7 +234,7 @@ async def post_json(client: Any, sdk: ModuleType, path: str, body: Mapping[str, 
 
     The SDK still builds the request (auth, headers, base URL, timeout) and raises its own status,
     connection and mid-stream error types, but the answer is left as the dicts its JSON decodes to
-    rather than built into the SDK's pydantic objects: that building is most of the SDK's CPU per
+    rather than built into the SDK's pydantic objects: that building is about 40% of the SDK's CPU per
     call, and when streaming it is done for every server-sent event (bench/RESULTS.md section 11).
     Streaming, the result is the SDK's stream of event dicts (its own SSE decoder).
     """
