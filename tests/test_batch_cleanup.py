@@ -124,3 +124,19 @@ def test_sandbox_deletes_an_ended_anthropic_batch_only(sb):
         client.messages.batches.retrieve(batch.id)
     with pytest.raises(anthropic.NotFoundError):
         client.messages.batches.delete(batch.id)
+
+
+def test_a_batch_the_provider_fails_leaves_no_input_file_behind(sb, monkeypatch):
+    """A batch that fails validation never ran: its rows say why, and the uploaded prompts are deleted."""
+    made = openai_batches.OpenAIBatches.line
+
+    def off_endpoint(self, model, request, custom_id):  # a line the provider refuses: the batch fails
+        return {**made(self, model, request, custom_id), "url": "/v1/embeddings"}
+
+    monkeypatch.setattr(openai_batches.OpenAIBatches, "line", off_endpoint)
+    cmp = pk.compare(models(sb, "openai:gpt-4.1-mini"), "{q}", CASES[:3], batch=True)
+    r = cmp.results
+    assert r["error"].notna().all() and r["error_message"].str.contains("failed batch").all()
+    assert r["error_message"].str.contains("invalid_url|must be method POST", regex=True).all()
+    used, left = run_files(sb, cmp.run_id)
+    assert len(used) == 1 and left == set()  # the input file was the only one, and it is gone
