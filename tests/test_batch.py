@@ -197,6 +197,21 @@ def test_a_request_that_cannot_be_asked_is_its_rows_error_and_the_batch_goes_on(
     assert sb.stats()["batches"] == {"anthropic": 1}
 
 
+# Characters str.splitlines() takes for line breaks, and JSON's own escapes: a JSONL line must survive them.
+HOSTILE = ["line\u2028sep", "para\u2029sep", "nel\x85x", "vt\x0bff\x0cfs\x1cgs\x1d", "cr\rlf\nend",
+           'quote"back\\slash', "ünï\U0001f600"]
+
+
+def test_hostile_prompts_go_through_a_batch_whole_and_replay_as_they_came(sb):
+    ms = models(sb, "openai:echo", "anthropic:echo")
+    r = pk.compare(ms, "{q}", [{"q": h} for h in HOSTILE], batch=True).results
+    assert r["error"].isna().all(), r["error_message"].dropna().tolist()
+    assert r["output"].tolist() == [h for h in HOSTILE for _ in ms]  # echo: each answer is its prompt, exactly
+    sb.reset_stats()
+    again = pk.compare(ms, "{q}", [{"q": h} for h in HOSTILE]).results  # no batch: the cache answers
+    assert again["output"].tolist() == r["output"].tolist() and sb.stats()["requests"] == 0
+
+
 def test_budget_holds_batch_calls_back(sb):
     r = pk.compare(models(sb, "openai:gpt-4.1-mini"), "{q}", CASES, batch=True, budget_usd=0.0).results
     assert (r["error"] == "not_run_budget").all() and sb.stats()["batches"] == {}

@@ -9,6 +9,8 @@ import sqlite3
 import time
 
 import openai
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_batch import _run_and_kill
 
 import protokit as pk
@@ -25,6 +27,21 @@ SPECS = ("openai:gpt-4.1-mini", "anthropic:claude-haiku-4-5")
 def models(sb, *specs: str) -> list[pk.Model]:
     return [pk.model(s, base_url=sb.openai_base_url if s.startswith("openai:") else sb.anthropic_base_url,
                      api_key=KEY) for s in specs or SPECS]
+
+
+@settings(max_examples=200, deadline=None)
+@given(texts=st.lists(st.text(), min_size=1, max_size=5))
+def test_any_prompt_is_one_jsonl_line_to_any_line_reader(texts):
+    """However a provider splits the file (on "\\n", or str.splitlines() with U+2028, U+0085 and the rest),
+    each request is one line that decodes back to what was written."""
+    written = [{"custom_id": f"c{i}", "body": {"messages": [{"role": "user", "content": t}]}}
+               for i, t in enumerate(texts)]
+    with BatchInput(max_requests=10, max_bytes=10_000_000) as b:
+        assert all(b.add(line) for line in written)
+        data = b.file().read()
+    text = data.decode("utf-8")
+    assert [json.loads(x) for x in text.splitlines()] == written
+    assert [json.loads(x) for x in text.split("\n") if x] == written
 
 
 def test_batch_input_keeps_to_its_limits_and_always_takes_a_first_line():

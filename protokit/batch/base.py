@@ -51,7 +51,9 @@ class BatchInput:
 
         A batch always takes its first line, so a line too big for any batch is sent (and refused) alone.
         """
-        data = json.dumps(line, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+        # ASCII-escaped: a prompt's U+2028, U+0085 or form feed then cannot look like a line break to the
+        # provider's JSONL reader (str.splitlines() takes all of them for one).
+        data = json.dumps(line, separators=(",", ":")).encode() + b"\n"
         if self.count and (self.count >= self.max_requests or self.size + len(data) > self.max_bytes):
             return False
         self._file.write(data)

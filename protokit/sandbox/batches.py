@@ -266,7 +266,8 @@ class BatchService:
 
         seen: set[str] = set()
         models: set[str] = set()
-        for n, raw in enumerate(data.decode("utf-8", "replace").splitlines(), start=1):
+        # JSONL: lines end at "\n" only (splitlines() would also break a line at U+2028 inside a string).
+        for n, raw in enumerate(data.decode("utf-8", "replace").split("\n"), start=1):
             if not raw.strip():
                 continue
             try:
